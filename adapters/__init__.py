@@ -1,0 +1,1 @@
+"""LoRA adapters: sources, validation, registry and training."""

@@ -1,0 +1,1 @@
+"""Retrieval: chunking, embeddings, FAISS indexes and their store."""

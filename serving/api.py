@@ -1,0 +1,154 @@
+"""The ingress logic: resolve the route, call the LLM deployment, answer in OpenAI's shape.
+
+`OpenAIService` is a plain object holding the config and one deployment
+handle per base model; the FastAPI routes in `serving.ingress` delegate here.
+A handle needs only ``handle.options(stream=True).<method>.remote(request)``
+returning an async iterator, so tests can pass a fake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from serving.config import LoragConfig, RouteConfig
+from serving.errors import (
+    REQUEST_ID_HEADER,
+    LoragError,
+    ModelNotFoundError,
+    ServiceUnavailableError,
+    from_vllm_error,
+)
+from serving.metrics import IngressMetrics
+from serving.protocol import decode_json_body, parse_chat_request, parse_completion_request
+
+logger = logging.getLogger(__name__)
+
+HEALTH_TIMEOUT_S = 10.0
+
+
+class OpenAIService:
+    def __init__(self, config: LoragConfig, llm_handles: dict[str, Any]):
+        self.config = config
+        self.llm = llm_handles
+        self.metrics = IngressMetrics()
+        self.created = int(time.time())
+
+    # -- generation ---------------------------------------------------------
+
+    async def chat(self, raw: Request) -> Response:
+        return await self._generate(raw, "chat", parse_chat_request, "messages")
+
+    async def completions(self, raw: Request) -> Response:
+        return await self._generate(raw, "completions", parse_completion_request, "prompt")
+
+    async def _generate(self, raw: Request, endpoint: str, parse, prompt_param: str) -> Response:
+        started = time.perf_counter()
+        request_id = raw.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        raw.state.request_id = request_id
+        route_name = "-"
+        try:
+            body = decode_json_body(await raw.body(), self.config.server.ingress.max_request_bytes)
+            request = parse(body)
+            route = self._route(request.model)
+            route_name = route.name
+            request.request_id = request_id
+            upstream = getattr(self.llm[route.model].options(stream=True), endpoint)
+            stream = upstream.remote(request)
+            first = await anext(stream)
+        except LoragError as err:
+            self.metrics.finished(route_name, endpoint, err.status, started)
+            raise
+        except StopAsyncIteration:
+            self.metrics.finished(route_name, endpoint, 500, started)
+            raise LoragError(f"The engine returned nothing for request {request_id}.") from None
+        headers = {REQUEST_ID_HEADER: request_id}
+        if isinstance(first, dict):  # a whole response or an error: nothing follows
+            if "error" in first:
+                err = from_vllm_error(first["error"], prompt_param)
+                self.metrics.finished(route_name, endpoint, err.status, started)
+                raise err
+            self.metrics.finished(route_name, endpoint, 200, started)
+            return JSONResponse(first, headers=headers)
+        self.metrics.ttft.labels(route_name, endpoint).observe(time.perf_counter() - started)
+        return StreamingResponse(
+            self._relay(first, stream, route_name, endpoint, started),
+            media_type="text/event-stream",
+            headers={**headers, "Cache-Control": "no-cache"},
+        )
+
+    async def _relay(
+        self, first: str, stream: Any, route: str, endpoint: str, started: float
+    ) -> AsyncIterator[str]:
+        gauge = self.metrics.in_flight.labels(route, endpoint)
+        gauge.inc()
+        status = 200
+        try:
+            yield first
+            async for chunk in stream:
+                yield chunk
+        except asyncio.CancelledError:
+            status = 499  # the client went away; cancel the engine request too
+            stream.cancel()
+            raise
+        finally:
+            gauge.dec()
+            self.metrics.finished(route, endpoint, status, started)
+
+    def _route(self, model: str | None) -> RouteConfig:
+        route = self.config.route(model or "")
+        if route is None:
+            raise ModelNotFoundError(str(model), [r.name for r in self.config.routes])
+        return route
+
+    # -- models, health, metrics -------------------------------------------
+
+    def list_models(self) -> dict[str, Any]:
+        data = []
+        for route in self.config.routes:
+            model = self.config.models[route.model]
+            data.append({
+                "id": route.name,
+                "object": "model",
+                "created": self.created,
+                "owned_by": "lorag",
+                "root": model.source,
+                "parent": None,
+                "max_model_len": model.engine.max_model_len,
+                "lorag": {"base_model": route.model, "description": route.description},
+            })
+        return {"object": "list", "data": data}
+
+    async def health(self) -> dict[str, Any]:
+        async def probe(key: str) -> tuple[str, str]:
+            try:
+                await asyncio.wait_for(self.llm[key].ping.remote(), HEALTH_TIMEOUT_S)
+                return key, "ok"
+            except Exception as err:  # any failure means not ready
+                logger.warning("health probe of %s failed: %r", key, err)
+                return key, "unavailable"
+
+        results = dict(await asyncio.gather(*(probe(k) for k in self.llm)))
+        if any(v != "ok" for v in results.values()):
+            raise ServiceUnavailableError(
+                "Not ready: " + ", ".join(f"{k}={v}" for k, v in results.items())
+            )
+        return {"status": "ok", "models": results}
+
+    async def metrics_text(self) -> bytes:
+        async def engine_text(key: str) -> str:
+            try:
+                return await asyncio.wait_for(self.llm[key].metrics_text.remote(), 10)
+            except Exception as err:
+                logger.warning("could not read engine metrics of %s: %r", key, err)
+                return ""
+
+        texts = await asyncio.gather(*(engine_text(k) for k in self.llm))
+        return self.metrics.render(texts)

@@ -1,0 +1,82 @@
+"""The one entry point: `serving.app:build_app` for `serve run`, `serve deploy` and KubeRay.
+
+    serve run serving.app:build_app config=configs/default.yaml
+    lorag serve --config configs/default.yaml
+
+In a Serve config file (KubeRay `serveConfigV2`)::
+
+    applications:
+      - name: lorag
+        import_path: serving.app:build_app
+        args: {config: /configs/lorag.yaml}
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from serving.config import DeploymentConfig, LoragConfig, load_config
+from serving.engine_args import has_cuda_device
+
+CONFIG_ENV = "LORAG_CONFIG"
+
+
+def _cluster_has_gpus() -> bool:
+    import ray
+
+    if ray.is_initialized():
+        return ray.cluster_resources().get("GPU", 0) > 0
+    return has_cuda_device()
+
+
+def _deployment_options(dep: DeploymentConfig, *, name: str, default_gpus: float) -> dict:
+    opts: dict[str, Any] = {
+        "name": name,
+        "max_ongoing_requests": dep.max_ongoing_requests,
+        "ray_actor_options": {
+            "num_cpus": dep.num_cpus,
+            "num_gpus": dep.num_gpus if dep.num_gpus is not None else default_gpus,
+        },
+    }
+    if dep.autoscaling_config is not None:
+        opts["autoscaling_config"] = dep.autoscaling_config
+    else:
+        opts["num_replicas"] = dep.num_replicas or 1
+    return opts
+
+
+def llm_deployment_name(model_key: str) -> str:
+    return f"LLM:{model_key}"
+
+
+def build_from_config(config: LoragConfig):
+    """Bind the ingress and one LLM deployment per base model."""
+    from ray import serve
+
+    from serving.ingress import Ingress, LLMDeployment
+
+    gpus = 1.0 if _cluster_has_gpus() else 0.0
+    llm_handles = {}
+    for key, model in config.models.items():
+        served = [r.name for r in config.routes_of(key)] or [key]
+        opts = _deployment_options(model.deployment, name=llm_deployment_name(key),
+                                   default_gpus=gpus)
+        # Engine start-up (weights, KV cache, warm-up) takes minutes on CPU.
+        opts.update(health_check_timeout_s=120, graceful_shutdown_timeout_s=30)
+        llm_handles[key] = (
+            serve.deployment(LLMDeployment).options(**opts)
+            .bind(key, model.model_dump(mode="json"), served)
+        )
+    ingress_opts = _deployment_options(config.server.ingress.deployment, name="Ingress",
+                                       default_gpus=0.0)
+    return (
+        serve.deployment(Ingress).options(**ingress_opts)
+        .bind(config.model_dump(mode="json"), llm_handles)
+    )
+
+
+def build_app(args: dict[str, str] | None = None):
+    """Application builder: ``args["config"]`` (or $LORAG_CONFIG) names the YAML file."""
+    path = (args or {}).get("config") or os.environ.get(CONFIG_ENV)
+    return build_from_config(load_config(path))

@@ -1,0 +1,128 @@
+"""The `lorag` command line.
+
+    lorag serve [--config FILE] [--host H] [--port P]
+    lorag prepare-model [--config FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from serving.config import ConfigError, LoragConfig, load_config
+
+logger = logging.getLogger("lorag")
+
+
+def _quiet_environment() -> None:
+    """This machine has no internet: never phone home or wait on a hub."""
+    for key, value in {
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "VLLM_NO_USAGE_STATS": "1",
+        "DO_NOT_TRACK": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }.items():
+        os.environ.setdefault(key, value)
+
+
+def prepare_models(config: LoragConfig) -> None:
+    from serving.model_source import is_builtin, resolve_model_source
+
+    for key, model in config.models.items():
+        if is_builtin(model.source):
+            path = resolve_model_source(model.source)
+            print(f"model {key}: {model.source} ready at {path}", flush=True)
+
+
+def start_server(config: LoragConfig, *, host: str | None = None, port: int | None = None,
+                 config_path: str | None = None) -> str:
+    """Start Ray (local if none is running), Serve's HTTP proxy and the app; return its URL."""
+    import ray
+    from ray import serve
+
+    from serving.app import build_from_config
+
+    _quiet_environment()
+    host = host or config.server.host
+    port = port or config.server.port
+    if not ray.is_initialized():
+        ray.init(
+            address=os.environ.get("RAY_ADDRESS"),
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            runtime_env={"env_vars": {k: os.environ[k] for k in _FORWARDED_ENV
+                                      if k in os.environ}},
+        )
+    serve.start(
+        http_options={
+            "host": host,
+            "port": port,
+            "request_timeout_s": config.server.ingress.request_timeout_s,
+        }
+    )
+    serve.run(build_from_config(config), name=config.server.app_name, route_prefix="/",
+              blocking=False)
+    return f"http://{host}:{port}"
+
+
+# Machine facts that replicas (other processes) must see as the CLI does.
+_FORWARDED_ENV = (
+    "LORAG_CACHE_DIR", "HF_HOME", "HF_HUB_OFFLINE", "RAY_USAGE_STATS_ENABLED",
+    "VLLM_NO_USAGE_STATS", "DO_NOT_TRACK", "TOKENIZERS_PARALLELISM",
+    "VLLM_CPU_KVCACHE_SPACE", "VLLM_CPU_OMP_THREADS_BIND",
+)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    prepare_models(config)
+    url = start_server(config, host=args.host, port=args.port, config_path=args.config)
+    print(f"lorag is serving at {url} (routes: {', '.join(r.name for r in config.routes)})",
+          flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    from ray import serve
+
+    print("shutting down", flush=True)
+    serve.shutdown()
+    return 0
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    prepare_models(load_config(args.config))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lorag", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve_p = sub.add_parser("serve", help="serve a config on Ray Serve")
+    serve_p.add_argument("--config", help="YAML config (default: configs/default.yaml)")
+    serve_p.add_argument("--host", help="override server.host")
+    serve_p.add_argument("--port", type=int, help="override server.port")
+    serve_p.set_defaults(func=_cmd_serve)
+    prep = sub.add_parser("prepare-model", help="prepare builtin models into the cache")
+    prep.add_argument("--config", help="YAML config (default: configs/default.yaml)")
+    prep.set_defaults(func=_cmd_prepare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as err:
+        print(f"lorag: config error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

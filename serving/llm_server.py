@@ -1,0 +1,104 @@
+"""One vLLM engine and vLLM's own OpenAI serving layer, as a plain object.
+
+`LLMServer` is what an LLM deployment replica holds. It builds vLLM's
+`AsyncLLM` through vLLM's own server code path (`build_async_engine_client`,
+`init_app_state`), so chat templates, sampling parameters, `n`, `stop`,
+`seed`, streaming, usage and context-length checks behave exactly as in
+`vllm serve`.
+
+Contract of `chat` / `completions`: an async generator whose first item is
+either a dict (the whole JSON response, or ``{"error": {...}}``) or the first
+SSE string; a streaming response continues with SSE strings ending in
+``data: [DONE]``. Safe to call concurrently; the engine batches requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator
+from contextlib import AsyncExitStack
+from typing import Any
+
+from serving.config import ModelConfig
+from serving.engine_args import engine_cli_args, parse_engine_args
+from serving.model_source import resolve_model_source
+
+logger = logging.getLogger(__name__)
+
+
+class LLMServer:
+    """Wraps vLLM's engine client and serving objects for one base model.
+
+    >>> server = LLMServer("smollm2", cfg.models["smollm2"], served_names=["base"])
+    >>> await server.start()
+    >>> async for item in server.chat(request): ...
+    """
+
+    def __init__(self, model_key: str, config: ModelConfig, served_names: list[str]):
+        self.model_key = model_key
+        self.config = config
+        self.served_names = list(served_names)
+        self._stack = AsyncExitStack()
+        self.engine = None
+        self._chat = None
+        self._completion = None
+        self.max_model_len: int | None = None
+
+    async def start(self) -> None:
+        from starlette.datastructures import State
+        from vllm.entrypoints.launchers.api_server.app_state import init_app_state
+        from vllm.entrypoints.launchers.api_server.entry import build_async_engine_client
+
+        model_path = await asyncio.to_thread(resolve_model_source, self.config.source)
+        args = parse_engine_args(engine_cli_args(self.config, model_path, self.served_names))
+        logger.info("starting vLLM engine for %s from %s", self.model_key, model_path)
+        self.engine = await self._stack.enter_async_context(build_async_engine_client(args))
+        state = State()
+        tasks = await self.engine.get_supported_tasks()
+        await init_app_state(self.engine, state, args, tasks)
+        self._chat = state.openai_serving_chat
+        self._completion = state.openai_serving_completion
+        self.max_model_len = self.engine.model_config.max_model_len
+        logger.info("vLLM engine for %s is ready", self.model_key)
+
+    async def shutdown(self) -> None:
+        await self._stack.aclose()
+
+    async def check_health(self) -> None:
+        """Raises if the engine is dead (Ray Serve then restarts the replica)."""
+        if self.engine is None:
+            raise RuntimeError("engine not started")
+        await self.engine.check_health()
+
+    def chat(self, request: Any) -> AsyncGenerator[dict | str, None]:
+        return self._run(self._chat.create_chat_completion, request)
+
+    def completions(self, request: Any) -> AsyncGenerator[dict | str, None]:
+        return self._run(self._completion.create_completion, request)
+
+    async def _run(self, create: Any, request: Any) -> AsyncGenerator[dict | str, None]:
+        from vllm.entrypoints.serve.engine.protocol import ErrorResponse
+        from vllm.entrypoints.serve.exception_handling.error_response import (
+            create_error_response,
+        )
+
+        try:
+            result = await create(request, raw_request=None)
+        except Exception as exc:  # vLLM raises its typed client errors for bad input
+            result = create_error_response(exc)
+            if result.error.code >= 500:
+                logger.exception("request %s failed", getattr(request, "request_id", "?"))
+        if isinstance(result, ErrorResponse):
+            yield result.model_dump()
+        elif hasattr(result, "model_dump"):
+            yield result.model_dump(exclude_unset=False)
+        else:
+            async for chunk in result:
+                yield chunk
+
+    def metrics_text(self) -> str:
+        """Prometheus text of this replica's engine metrics (vLLM's own)."""
+        from prometheus_client import REGISTRY, generate_latest
+
+        return generate_latest(REGISTRY).decode()

@@ -1,0 +1,175 @@
+"""Wire models: parse and check OpenAI request bodies into vLLM's own protocol.
+
+vLLM's `ChatCompletionRequest` / `CompletionRequest` carry every OpenAI field
+(n, stop, seed, stream_options, ...) and turn into sampling parameters inside
+vLLM's serving layer. We add the checks OpenAI makes that vLLM leaves to the
+engine (so the client gets a 400 naming the parameter, not a failed stream).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+from serving.errors import InvalidRequestError, PayloadTooLargeError, from_pydantic_error
+
+CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+MAX_N = 16
+
+
+def decode_json_body(raw: bytes, max_bytes: int) -> dict[str, Any]:
+    """Decode a request body; malformed JSON or a non-object is a 400."""
+    if len(raw) > max_bytes:
+        raise PayloadTooLargeError(
+            f"Request body is {len(raw)} bytes; the limit is {max_bytes}.",
+            code="request_too_large",
+        )
+    if not raw.strip():
+        raise InvalidRequestError("Request body is empty; expected a JSON object.",
+                                  code="invalid_json")
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InvalidRequestError(
+            f"Request body is not valid JSON: {getattr(err, 'msg', 'cannot decode')} "
+            f"at position {getattr(err, 'pos', 0)}.",
+            code="invalid_json",
+        ) from None
+    if not isinstance(body, dict):
+        raise InvalidRequestError("Request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def _require_model(body: dict[str, Any]) -> None:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequestError(
+            "you must provide a model parameter (a string)", param="model", code="missing_model"
+        )
+
+
+def _check_sampling(body: dict[str, Any]) -> None:
+    """OpenAI's ranges, checked before the engine sees the request."""
+
+    def bad(param: str, rule: str) -> InvalidRequestError:
+        return InvalidRequestError(
+            f"Invalid value for '{param}': {body[param]!r}; {rule}.",
+            param=param,
+            code="invalid_value",
+        )
+
+    def number(param: str) -> float | None:
+        value = body.get(param)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad(param, "expected a number")
+        return value
+
+    for param in ("max_tokens", "max_completion_tokens"):
+        value = body.get(param)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise bad(param, "expected an integer of at least 1")
+    if (t := number("temperature")) is not None and not 0 <= t <= 2:
+        raise bad("temperature", "expected a number between 0 and 2")
+    if (p := number("top_p")) is not None and not 0 < p <= 1:
+        raise bad("top_p", "expected a number greater than 0 and at most 1")
+    for param in ("presence_penalty", "frequency_penalty"):
+        if (v := number(param)) is not None and not -2 <= v <= 2:
+            raise bad(param, "expected a number between -2 and 2")
+    n = body.get("n")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_N):
+        raise bad("n", f"expected an integer between 1 and {MAX_N}")
+    stop = body.get("stop")
+    if isinstance(stop, list) and len(stop) > 4:
+        raise bad("stop", "at most 4 stop sequences are allowed")
+    opts = body.get("stream_options")
+    if opts is not None and not body.get("stream"):
+        raise InvalidRequestError(
+            "stream_options is only allowed when stream is true.",
+            param="stream_options",
+            code="invalid_value",
+        )
+
+
+def _check_messages(messages: Any) -> None:
+    if not isinstance(messages, list):
+        raise InvalidRequestError(
+            "'messages' must be an array of message objects.", param="messages",
+            code="invalid_type",
+        )
+    if not messages:
+        raise InvalidRequestError(
+            "'messages' must contain at least one message.", param="messages",
+            code="empty_array",
+        )
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict):
+            raise InvalidRequestError(
+                f"messages[{i}] must be an object.", param=f"messages.{i}", code="invalid_type"
+            )
+        role = msg.get("role")
+        if role not in CHAT_ROLES:
+            raise InvalidRequestError(
+                f"Invalid value for messages[{i}].role: {role!r}; expected one of "
+                f"{', '.join(sorted(CHAT_ROLES))}.",
+                param=f"messages.{i}.role",
+                code="invalid_value",
+            )
+        if msg.get("content") is None and role != "assistant":
+            raise InvalidRequestError(
+                f"messages[{i}].content is required for role {role!r}.",
+                param=f"messages.{i}.content",
+                code="missing_required_parameter",
+            )
+
+
+def _check_prompt(prompt: Any) -> None:
+    empty = prompt is None or prompt == "" or prompt == [] or (
+        isinstance(prompt, list) and any(p in ("", []) for p in prompt)
+    )
+    if empty:
+        raise InvalidRequestError(
+            "'prompt' must be a non-empty string, array of strings, or token array.",
+            param="prompt",
+            code="invalid_value",
+        )
+
+
+def parse_chat_request(body: dict[str, Any]):
+    """Validate a chat body into vLLM's ChatCompletionRequest (400s name the parameter)."""
+    from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
+
+    _require_model(body)
+    _check_messages(body.get("messages"))
+    _check_sampling(body)
+    return _validate(ChatCompletionRequest, body)
+
+
+def parse_completion_request(body: dict[str, Any]):
+    """Validate a completions body into vLLM's CompletionRequest."""
+    from vllm.entrypoints.openai.completion.protocol import CompletionRequest
+
+    _require_model(body)
+    _check_prompt(body.get("prompt"))
+    _check_sampling(body)
+    if "max_completion_tokens" in body:
+        raise InvalidRequestError(
+            "max_completion_tokens is a chat parameter; use max_tokens with /v1/completions.",
+            param="max_completion_tokens",
+            code="unknown_parameter",
+        )
+    return _validate(CompletionRequest, body)
+
+
+def _validate(model_cls: Any, body: dict[str, Any]):
+    try:
+        return model_cls.model_validate(body)
+    except ValidationError as err:
+        raise from_pydantic_error(err) from None
+    except ValueError as err:  # vLLM's before-validators may raise directly
+        raise InvalidRequestError(str(err), param=getattr(err, "parameter", None)) from None
