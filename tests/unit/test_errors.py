@@ -1,0 +1,167 @@
+"""Error mapping: every failure becomes OpenAI's error JSON with the right status."""
+
+import json
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from serving.errors import (
+    InvalidRequestError,
+    LoragError,
+    ModelNotFoundError,
+    error_body,
+    from_vllm_error,
+    pydantic_param,
+    register_exception_handlers,
+    sanitize,
+)
+from serving.protocol import decode_json_body, parse_chat_request, parse_completion_request
+
+SHAPE = {"message", "type", "param", "code"}
+
+
+def chat(**overrides):
+    body = {"model": "base", "messages": [{"role": "user", "content": "hi"}]}
+    body.update(overrides)
+    return body
+
+
+def test_error_body_has_openai_shape():
+    body = error_body("bad", "invalid_request_error", "max_tokens", "invalid_value")
+    assert set(body["error"]) == SHAPE
+    assert body["error"]["param"] == "max_tokens"
+
+
+def test_model_not_found_is_404_naming_model():
+    err = ModelNotFoundError("gpt-9", ["base", "rag"])
+    assert err.status == 404 and err.param == "model" and err.code == "model_not_found"
+    assert "base, rag" in err.message
+
+
+@pytest.mark.parametrize("vllm_param", ["input_tokens", "input_text", None])
+def test_context_length_maps_to_prompt_param(vllm_param):
+    err = from_vllm_error({
+        "message": "This model's maximum context length is 2048 tokens. However, ...",
+        "type": "BadRequestError", "param": vllm_param, "code": 400}, "messages")
+    assert err.status == 400
+    assert err.param == "messages" and err.code == "context_length_exceeded"
+    assert err.type == "invalid_request_error"
+
+
+def test_vllm_statuses_are_kept():
+    assert from_vllm_error({"message": "x", "code": 404}, "prompt").status == 404
+    assert from_vllm_error({"message": "x", "code": 422}, "prompt").status == 422
+    assert from_vllm_error({"message": "x", "code": 503}, "prompt").status == 503
+    five = from_vllm_error({"message": "x", "code": 500}, "prompt")
+    assert five.status == 500 and five.type == "server_error"
+
+
+def test_sanitize_removes_paths_and_traces():
+    msg = ('boom\n  File "/work/main/serving/api.py", line 3, in f\n    x()\n'
+           "see /root/.cache/lorag/models/x and serving/api.py")
+    out = sanitize(msg)
+    assert "/root" not in out and "api.py" not in out and "File" not in out
+    assert out.startswith("boom")
+
+
+def test_pydantic_param_drops_schema_segments():
+    loc = ("body", "function-wrap[__log_extra_fields__()]", "messages", 0, "role")
+    assert pydantic_param(loc) == "messages.0.role"
+
+
+@pytest.mark.parametrize(
+    "overrides, param",
+    [
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"max_completion_tokens": -3}, "max_completion_tokens"),
+        ({"max_tokens": "10"}, "max_tokens"),
+        ({"temperature": -0.1}, "temperature"),
+        ({"temperature": 2.5}, "temperature"),
+        ({"top_p": 0}, "top_p"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"n": 0}, "n"),
+        ({"presence_penalty": 3}, "presence_penalty"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+        ({"stream_options": {"include_usage": True}}, "stream_options"),
+        ({"messages": []}, "messages"),
+        ({"messages": "hi"}, "messages"),
+        ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages.0.role"),
+        ({"messages": [{"role": "user"}]}, "messages.0.content"),
+        ({"model": None}, "model"),
+        ({"model": 5}, "model"),
+        ({"stop": 5}, "stop"),
+        ({"seed": "x"}, "seed"),
+    ],
+)
+def test_bad_chat_parameters_are_400_naming_the_parameter(overrides, param):
+    with pytest.raises(InvalidRequestError) as info:
+        parse_chat_request(chat(**overrides))
+    assert info.value.status == 400
+    assert info.value.param == param
+
+
+def test_good_chat_request_keeps_openai_fields():
+    req = parse_chat_request(chat(n=2, stop=["\n"], seed=7, temperature=0, top_p=0.5,
+                                  max_completion_tokens=5, stream=True,
+                                  stream_options={"include_usage": True}))
+    assert req.n == 2 and req.stop == ["\n"] and req.seed == 7
+    assert req.max_completion_tokens == 5 and req.stream_options.include_usage
+
+
+@pytest.mark.parametrize("prompt", ["", [], None, ["ok", ""]])
+def test_empty_prompt_is_400(prompt):
+    with pytest.raises(InvalidRequestError) as info:
+        parse_completion_request({"model": "base", "prompt": prompt})
+    assert info.value.param == "prompt"
+
+
+def test_completion_rejects_chat_only_parameter():
+    with pytest.raises(InvalidRequestError) as info:
+        parse_completion_request({"model": "base", "prompt": "x", "max_completion_tokens": 3})
+    assert info.value.param == "max_completion_tokens"
+
+
+@pytest.mark.parametrize("raw", [b"", b"   ", b"{bad", b"[1, 2]", b"\xff\xfe", b'"text"'])
+def test_malformed_json_is_400(raw):
+    with pytest.raises(InvalidRequestError) as info:
+        decode_json_body(raw, 1024)
+    assert info.value.code == "invalid_json"
+
+
+def test_oversized_body_is_413():
+    with pytest.raises(LoragError) as info:
+        decode_json_body(b"{" + b" " * 2048 + b"}", 1024)
+    assert info.value.status == 413
+
+
+def test_handlers_answer_in_openai_shape_and_hide_internals():
+    app = FastAPI()
+    register_exception_handlers(app)
+
+    @app.get("/lorag")
+    async def lorag_error():
+        raise InvalidRequestError("bad top_p", param="top_p", code="invalid_value")
+
+    @app.get("/crash")
+    async def crash():
+        raise RuntimeError("secret at /root/.cache/x.py")
+
+    @app.get("/typed")
+    async def typed(n: int):
+        return {"n": n}
+
+    client = TestClient(app, raise_server_exceptions=False)
+    r = client.get("/lorag", headers={"X-Request-Id": "abc"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "top_p"
+    r = client.get("/crash", headers={"X-Request-Id": "req-42"})
+    assert r.status_code == 500
+    body = r.json()["error"]
+    assert set(body) == SHAPE and "req-42" in body["message"]
+    assert "secret" not in json.dumps(body) and "Traceback" not in r.text
+    r = client.get("/typed", params={"n": "x"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "query.n"
+    r = client.get("/absent")
+    assert r.status_code == 404 and set(r.json()["error"]) == SHAPE
+    r = client.post("/lorag")
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
