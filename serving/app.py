@@ -21,6 +21,11 @@ from serving.engine_args import has_cuda_device
 
 CONFIG_ENV = "LORAG_CONFIG"
 
+# Replica processes only: run our (fully async) code on the replica's own event loop
+# instead of a second loop thread. Saves a thread hop per streamed chunk; measured on
+# the 2-core CPU box: median output throughput 46.2 -> 49.0 tok/s through lorag.
+REPLICA_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
+
 
 def _cluster_has_gpus() -> bool:
     import ray
@@ -37,6 +42,7 @@ def _deployment_options(dep: DeploymentConfig, *, name: str, default_gpus: float
         "logging_config": logging,
         "max_ongoing_requests": dep.max_ongoing_requests,
         "ray_actor_options": {
+            "runtime_env": {"env_vars": REPLICA_ENV},
             "num_cpus": dep.num_cpus,
             "num_gpus": dep.num_gpus if dep.num_gpus is not None else default_gpus,
         },

@@ -76,5 +76,7 @@ class LLMDeployment:
     def metrics_text(self) -> str:
         return self.server.metrics_text()
 
-    async def __del__(self) -> None:
-        await self.server.shutdown()
+    def __del__(self) -> None:
+        # Ray Serve calls this on graceful shutdown: stop the engine's processes.
+        if hasattr(self, "server"):
+            self.server.close()

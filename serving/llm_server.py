@@ -64,6 +64,13 @@ class LLMServer:
 
     async def shutdown(self) -> None:
         await self._stack.aclose()
+        self.engine = None
+
+    def close(self) -> None:
+        """Synchronous shutdown (for destructors); safe to call more than once."""
+        if self.engine is not None:
+            self.engine.shutdown()
+            self.engine = None
 
     async def check_health(self) -> None:
         """Raises if the engine is dead (Ray Serve then restarts the replica)."""
