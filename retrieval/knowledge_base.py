@@ -1,0 +1,260 @@
+"""One named index: chunker + embedder + FAISS index + SQLite store, kept in agreement.
+
+Write path (`add_documents`, `delete_document`): chunk, embed, commit to the
+store in one transaction (the acknowledgement point), then apply the logged
+changes to the in-memory FAISS index. Read path (`search`): first apply any
+changes other replicas committed to the shared store, then search FAISS and
+join chunk rows from the store, so a deleted or replaced document is never
+returned. On open: load the newest FAISS snapshot and replay the changes after
+it, or rebuild from the stored embeddings.
+
+Thread-safe: one lock serializes writes, syncs and searches of this index.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from retrieval.chunker import ChunkingConfig, chunk_text, html_to_markdown
+from retrieval.embedder import DEFAULT_EMBEDDER, Embedder
+from retrieval.filters import compile_filter
+from retrieval.store import Change, DocumentStore, content_hash
+from retrieval.vector_index import VectorIndex
+from serving.errors import InvalidRequestError, PayloadTooLargeError
+
+logger = logging.getLogger(__name__)
+
+SNAPSHOT_EVERY_CHANGES = 500
+MAX_TOP_K = 100
+_DOC_ID_RE = re.compile(r"^[^\x00-\x1f/\\]{1,256}$")
+
+
+class IndexSpec(BaseModel):
+    """How an index is built; stored beside it as index.json."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    embedder: str = Field(default=DEFAULT_EMBEDDER,
+                          description="sentence-transformers model name/folder or builtin:...")
+    type: str = Field(default="hnsw", pattern="^(flat|hnsw)$",
+                      description="flat: exact; hnsw: approximate (graph).")
+    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
+    hnsw_m: int = Field(default=32, ge=4, le=128, description="HNSW graph degree.")
+    ef_search: int = Field(default=512, ge=16, le=4096,
+                           description="HNSW search breadth; 512 gives recall@10 0.98 on "
+                           "20k random 384-d vectors (the hardest case).")
+    max_document_chars: int = Field(default=2_000_000, ge=1,
+                                    description="Largest document accepted.")
+
+
+class Document(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    doc_id: str
+    text: str
+    title: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    format: str = Field(default="markdown", pattern="^(markdown|text|html)$")
+
+
+class KnowledgeBase:
+    def __init__(self, name: str, path: Path, spec: IndexSpec, embedder: Embedder):
+        self.name, self.path, self.spec, self.embedder = name, Path(path), spec, embedder
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.store = DocumentStore(self.path / "store.sqlite")
+        self.index = VectorIndex(embedder.dim, spec.type, hnsw_m=spec.hnsw_m,
+                                 ef_search=spec.ef_search)
+        self.applied_seq = 0
+        self._lock = threading.RLock()
+        self._since_snapshot = 0
+        self._open()
+
+    # -- open / persist -----------------------------------------------------------
+
+    def _open(self) -> None:
+        stored_dim = self.store.get_meta("dim")
+        if stored_dim is not None and int(stored_dim) != self.embedder.dim:
+            raise ValueError(f"index {self.name} holds {stored_dim}-d vectors but embedder "
+                             f"{self.spec.embedder} makes {self.embedder.dim}-d ones")
+        self.store.set_meta("dim", str(self.embedder.dim))
+        snapshot = self._latest_snapshot()
+        if snapshot is not None and snapshot[0] <= self.store.last_seq():
+            try:
+                self.index.load(snapshot[1])
+                self.applied_seq = snapshot[0]
+            except Exception:  # a damaged snapshot is only a cache: rebuild
+                logger.exception("index %s: snapshot unreadable, rebuilding", self.name)
+                self.index = VectorIndex(self.embedder.dim, self.spec.type,
+                                         hnsw_m=self.spec.hnsw_m, ef_search=self.spec.ef_search)
+                self.applied_seq = 0
+        if self.applied_seq == 0:
+            ids, vectors = self.store.embeddings()
+            self.index.add(ids, vectors)
+            self.applied_seq = self.store.last_seq()
+        else:
+            self._apply(self.store.changes_after(self.applied_seq))
+        logger.info("index %s open: %d vectors at change %d", self.name, len(self.index),
+                    self.applied_seq)
+
+    def _latest_snapshot(self) -> tuple[int, Path] | None:
+        found = []
+        for p in self.path.glob("faiss-*.index"):
+            m = re.fullmatch(r"faiss-(\d+)\.index", p.name)
+            if m:
+                found.append((int(m.group(1)), p))
+        return max(found) if found else None
+
+    def snapshot(self) -> None:
+        """Save the FAISS index as of `applied_seq` (atomic); older snapshots go."""
+        with self._lock:
+            target = self.path / f"faiss-{self.applied_seq}.index"
+            self.index.save(target)
+            for p in self.path.glob("faiss-*.index"):
+                if p != target:
+                    p.unlink(missing_ok=True)
+            self._since_snapshot = 0
+
+    def close(self) -> None:
+        with self._lock:
+            self.store.close()
+
+    # -- sync -----------------------------------------------------------------------
+
+    def _apply(self, changes: list[Change]) -> None:
+        if not changes:
+            return
+        removed = [i for c in changes for i in c.removed]
+        added = [i for c in changes for i in c.added]
+        self.index.remove(removed)
+        present = self.index.live_ids() if added else set()
+        wanted = [i for i in added if i not in present]
+        ids, vectors = self.store.embeddings(wanted)  # ids deleted since are simply absent
+        self.index.add(ids, vectors)
+        self.applied_seq = changes[-1].seq
+        self._since_snapshot += len(changes)
+
+    def sync(self) -> None:
+        """Apply what other writers committed to the shared store since we last looked."""
+        with self._lock:
+            if self.store.last_seq() > self.applied_seq:
+                self._apply(self.store.changes_after(self.applied_seq))
+
+    def _maybe_snapshot(self) -> None:
+        if self._since_snapshot >= SNAPSHOT_EVERY_CHANGES:
+            self.snapshot()
+
+    # -- writes -----------------------------------------------------------------------
+
+    def validate(self, doc: Document) -> Document:
+        if not _DOC_ID_RE.match(doc.doc_id) or not doc.doc_id.strip():
+            raise InvalidRequestError(
+                "doc_id must be 1-256 characters without control characters or slashes.",
+                param="doc_id", code="invalid_value")
+        if len(doc.text) > self.spec.max_document_chars:
+            raise PayloadTooLargeError(
+                f"document {doc.doc_id!r} has {len(doc.text)} characters; the limit is "
+                f"{self.spec.max_document_chars}.", code="document_too_large")
+        if doc.format == "html":
+            text, html_title = html_to_markdown(doc.text)
+            doc = doc.model_copy(update={"text": text, "title": doc.title or html_title,
+                                         "format": "markdown"})
+        if not doc.text.strip():
+            raise InvalidRequestError(f"document {doc.doc_id!r} is empty.", param="text",
+                                      code="empty_document")
+        try:
+            json.dumps(doc.metadata)
+        except (TypeError, ValueError):
+            raise InvalidRequestError("metadata must be JSON-serializable.",
+                                      param="metadata") from None
+        return doc
+
+    def add_documents(self, docs: list[Document]) -> list[dict[str, Any]]:
+        """Add or replace documents; unchanged ones (same content hash) are no-ops.
+
+        All documents are checked before anything is written: one bad document
+        rejects the whole batch and changes nothing.
+        """
+        docs = [self.validate(d) for d in docs]
+        ids = [d.doc_id for d in docs]
+        if len(set(ids)) != len(ids):
+            raise InvalidRequestError("a batch names the same doc_id twice.", param="doc_id")
+        count = self.embedder.count_tokens if self.spec.chunking.unit == "tokens" else None
+        with self._lock:
+            self.sync()
+            results, pending, all_chunks = [], [], []
+            for d in docs:
+                digest = content_hash(d.text, d.title, d.metadata)
+                old = self.store.document_hash(d.doc_id)
+                if old == digest:
+                    results.append({"doc_id": d.doc_id, "status": "unchanged", "chunks": None})
+                    continue
+                chunks = chunk_text(d.doc_id, d.text, d.title, self.spec.chunking,
+                                    markdown=d.format == "markdown", count_tokens=count)
+                pending.append((d, digest, chunks, "replaced" if old else "added"))
+                all_chunks.extend(chunks)
+            vectors = self.embedder.encode([c.text for c in all_chunks])
+            items, offset = [], 0
+            for d, digest, chunks, _ in pending:
+                items.append({"doc_id": d.doc_id, "title": d.title, "metadata": d.metadata,
+                              "text": d.text, "digest": digest, "chunks": chunks,
+                              "vectors": vectors[offset:offset + len(chunks)]})
+                offset += len(chunks)
+            changes = self.store.upsert_many(items) if items else []
+            self._apply_own(changes)
+            for (d, _, chunks, status) in pending:
+                results.append({"doc_id": d.doc_id, "status": status, "chunks": len(chunks)})
+            self._maybe_snapshot()
+        order = {doc_id: i for i, doc_id in enumerate(ids)}
+        return sorted(results, key=lambda r: order[r["doc_id"]])
+
+    def _apply_own(self, changes: list[Change]) -> None:
+        # One transaction holds the write lock, so our changes are consecutive; if
+        # another writer committed between our sync and our write, replay the log.
+        if changes and changes[0].seq != self.applied_seq + 1:
+            self.sync()
+        else:
+            self._apply(changes)
+
+    def delete_document(self, doc_id: str) -> bool:
+        with self._lock:
+            self.sync()
+            change = self.store.delete(doc_id)
+            if change is None:
+                return False
+            self._apply_own([change])
+            self._maybe_snapshot()
+            return True
+
+    # -- reads ------------------------------------------------------------------------
+
+    def search(self, query: str, top_k: int = 5,
+               filter: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= MAX_TOP_K:
+            raise InvalidRequestError(f"top_k must be an integer from 1 to {MAX_TOP_K}.",
+                                      param="top_k", code="invalid_value")
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidRequestError("query must be a non-empty string.", param="query")
+        where, params = compile_filter(filter)
+        vector = self.embedder.encode([query])
+        with self._lock:
+            self.sync()
+            allowed = self.store.filtered_ids(where, params) if filter else None
+            scores, ids = self.index.search(vector, top_k, allowed)
+            hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+            rows = self.store.chunk_rows([i for i, _ in hits])
+        return [{**rows[i], "score": s} for i, s in hits if i in rows]
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            self.sync()
+            return {"name": self.name, **self.store.stats(), "vectors": len(self.index),
+                    "type": self.spec.type, "embedder": self.spec.embedder,
+                    "dim": self.embedder.dim, "change_seq": self.applied_seq}

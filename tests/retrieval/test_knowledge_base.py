@@ -1,0 +1,129 @@
+"""Knowledge base: add/replace/delete semantics, no-op re-ingest, persistence, replicas."""
+
+import pytest
+
+from retrieval.knowledge_base import Document, IndexSpec
+from retrieval.registry import ConflictError, IndexRegistry
+from serving.errors import InvalidRequestError, NotFoundError
+
+ZEBRA = "The zebra named Quill lives in the Lantern Valley and eats blue grass."
+OTTER = "The otter named Fenwick runs the ferry across the Copper River every morning."
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    from retrieval.embedder import Embedder
+
+    return Embedder("builtin:all-minilm-l6-v2")
+
+
+@pytest.fixture
+def registry(tmp_path, embedder):
+    reg = IndexRegistry(tmp_path, embedder_factory=lambda name: embedder)
+    yield reg
+    reg.close()
+
+
+def doc(doc_id, text, **kw):
+    return Document(doc_id=doc_id, text=text, **kw)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_add_search_replace_delete(registry, kind):
+    kb = registry.create("kb", IndexSpec(type=kind))
+    assert [r["status"] for r in kb.add_documents([doc("z", ZEBRA), doc("o", OTTER)])] == [
+        "added", "added"]
+    hits = kb.search("Who runs the ferry?", top_k=2)
+    assert hits[0]["doc_id"] == "o" and hits[0]["score"] > hits[1]["score"]
+    assert {"chunk_id", "title", "section", "text", "metadata", "start", "end"} <= set(hits[0])
+
+    assert kb.add_documents([doc("z", ZEBRA)])[0]["status"] == "unchanged"
+    kb.add_documents([doc("o", "The otter Fenwick retired; the ferry now runs itself.")])
+    texts = [h["text"] for h in kb.search("ferry", top_k=5)]
+    assert all("every morning" not in t for t in texts)  # replaced text never served
+
+    assert kb.delete_document("o") is True
+    assert kb.delete_document("o") is False
+    assert all(h["doc_id"] != "o" for h in kb.search("otter ferry", top_k=5))
+    assert kb.stats()["documents"] == 1
+
+
+def test_metadata_filters(registry):
+    kb = registry.create("kb", IndexSpec(type="flat"))
+    kb.add_documents([doc("z", ZEBRA, metadata={"team": "a", "year": 2020}),
+                      doc("o", OTTER, metadata={"team": "b", "year": 2024})])
+    assert {h["doc_id"] for h in kb.search("animal", 5, {"team": "a"})} == {"z"}
+    assert {h["doc_id"] for h in kb.search("animal", 5, {"year": {"$gte": 2021}})} == {"o"}
+    assert {h["doc_id"] for h in kb.search("animal", 5, {"doc_id": {"$in": ["z", "o"]}})} == {
+        "z", "o"}
+    assert kb.search("animal", 5, {"team": "none"}) == []
+    for bad in ([1], {"team": {"$regex": "a"}}, {"team": [1]}, {"bad key!": 1},
+                {"year": {"$in": []}}):
+        with pytest.raises(InvalidRequestError):
+            kb.search("animal", 5, bad)
+
+
+def test_bad_documents_change_nothing(registry):
+    kb = registry.create("kb", IndexSpec(type="flat", max_document_chars=1000))
+    kb.add_documents([doc("z", ZEBRA)])
+    before = kb.stats()
+    for batch in ([doc("e", "   ")], [doc("big", "x" * 1001)], [doc("a/b", "text")],
+                  [doc("ok", OTTER), doc("ok", OTTER)], [doc("ok", OTTER), doc("", "t")]):
+        with pytest.raises(Exception) as info:
+            kb.add_documents(batch)
+        assert getattr(info.value, "status", 0) in (400, 413)
+    assert kb.stats() == before
+    for top_k in (0, 101, "3"):
+        with pytest.raises(InvalidRequestError):
+            kb.search("zebra", top_k)
+
+
+def test_html_documents(registry):
+    kb = registry.create("kb", IndexSpec(type="flat"))
+    kb.add_documents([doc("h", f"<html><title>Zoo</title><h1>Zebra</h1><p>{ZEBRA}</p></html>",
+                          format="html")])
+    hit = kb.search("zebra valley", 1)[0]
+    assert hit["title"] == "Zoo" and hit["section"] == "Zebra" and "<p>" not in hit["text"]
+
+
+def test_persistence_round_trip_with_and_without_snapshot(tmp_path, embedder):
+    reg = IndexRegistry(tmp_path, embedder_factory=lambda n: embedder)
+    kb = reg.create("kb", IndexSpec(type="hnsw"))
+    kb.add_documents([doc("z", ZEBRA)])
+    kb.snapshot()
+    kb.add_documents([doc("o", OTTER)])  # after the snapshot: must be replayed
+    kb.delete_document("z")
+    reg.close()
+    again = IndexRegistry(tmp_path, embedder_factory=lambda n: embedder).get("kb")
+    assert [h["doc_id"] for h in again.search("ferry otter", 5)] == ["o"]
+    assert again.stats()["vectors"] == again.stats()["chunks"]
+    for p in (tmp_path / "indexes" / "kb").glob("faiss-*.index"):
+        p.unlink()  # no snapshot at all: rebuilt from stored embeddings
+    rebuilt = IndexRegistry(tmp_path, embedder_factory=lambda n: embedder).get("kb")
+    assert [h["doc_id"] for h in rebuilt.search("ferry otter", 5)] == ["o"]
+
+
+def test_two_replicas_sharing_the_store_stay_consistent(tmp_path, embedder):
+    a = IndexRegistry(tmp_path, embedder_factory=lambda n: embedder)
+    b = IndexRegistry(tmp_path, embedder_factory=lambda n: embedder)
+    a.create("kb", IndexSpec(type="hnsw")).add_documents([doc("z", ZEBRA)])
+    kb_b = b.get("kb")  # created by the other replica
+    assert kb_b.search("zebra", 1)[0]["doc_id"] == "z"
+    kb_b.add_documents([doc("o", OTTER)])
+    a.get("kb").delete_document("z")
+    assert [h["doc_id"] for h in a.get("kb").search("animal", 5)] == ["o"]
+    assert [h["doc_id"] for h in kb_b.search("animal", 5)] == ["o"]
+    a.delete("kb")
+    with pytest.raises(NotFoundError):
+        b.get("kb")
+
+
+def test_registry_errors(registry):
+    registry.create("kb", IndexSpec())
+    with pytest.raises(ConflictError):
+        registry.create("kb", IndexSpec())
+    with pytest.raises(NotFoundError):
+        registry.get("missing")
+    with pytest.raises(InvalidRequestError):
+        registry.create("../etc", IndexSpec())
+    assert registry.names() == ["kb"]
