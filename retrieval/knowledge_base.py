@@ -23,36 +23,19 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from retrieval.chunker import ChunkingConfig, chunk_text, html_to_markdown
-from retrieval.embedder import DEFAULT_EMBEDDER, Embedder
+from retrieval.chunker import chunk_text, html_to_markdown
+from retrieval.embedder import Embedder
 from retrieval.filters import compile_filter
+from retrieval.spec import IndexSpec
 from retrieval.store import Change, DocumentStore, content_hash
 from retrieval.vector_index import VectorIndex
-from serving.errors import InvalidRequestError, PayloadTooLargeError
+from serving.errors import InvalidRequestError
 
 logger = logging.getLogger(__name__)
 
 SNAPSHOT_EVERY_CHANGES = 500
 MAX_TOP_K = 100
 _DOC_ID_RE = re.compile(r"^[^\x00-\x1f/\\]{1,256}$")
-
-
-class IndexSpec(BaseModel):
-    """How an index is built; stored beside it as index.json."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    embedder: str = Field(default=DEFAULT_EMBEDDER,
-                          description="sentence-transformers model name/folder or builtin:...")
-    type: str = Field(default="hnsw", pattern="^(flat|hnsw)$",
-                      description="flat: exact; hnsw: approximate (graph).")
-    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
-    hnsw_m: int = Field(default=32, ge=4, le=128, description="HNSW graph degree.")
-    ef_search: int = Field(default=512, ge=16, le=4096,
-                           description="HNSW search breadth; 512 gives recall@10 0.98 on "
-                           "20k random 384-d vectors (the hardest case).")
-    max_document_chars: int = Field(default=2_000_000, ge=1,
-                                    description="Largest document accepted.")
 
 
 class Document(BaseModel):
@@ -159,9 +142,9 @@ class KnowledgeBase:
                 "doc_id must be 1-256 characters without control characters or slashes.",
                 param="doc_id", code="invalid_value")
         if len(doc.text) > self.spec.max_document_chars:
-            raise PayloadTooLargeError(
+            raise InvalidRequestError(
                 f"document {doc.doc_id!r} has {len(doc.text)} characters; the limit is "
-                f"{self.spec.max_document_chars}.", code="document_too_large")
+                f"{self.spec.max_document_chars}.", param="text", code="document_too_large")
         if doc.format == "html":
             text, html_title = html_to_markdown(doc.text)
             doc = doc.model_copy(update={"text": text, "title": doc.title or html_title,

@@ -20,7 +20,8 @@ import uuid
 from pathlib import Path
 
 from retrieval.embedder import Embedder
-from retrieval.knowledge_base import IndexSpec, KnowledgeBase
+from retrieval.knowledge_base import KnowledgeBase
+from retrieval.spec import IndexSpec
 from serving.errors import InvalidRequestError, LoragError, NotFoundError
 
 logger = logging.getLogger(__name__)

@@ -122,8 +122,13 @@ class OpenAIService:
                 "root": model.source,
                 "parent": None,
                 "max_model_len": model.engine.max_model_len,
-                "lorag": {"base_model": route.model, "description": route.description},
+                "lorag": {"kind": "chat", "base_model": route.model,
+                          "description": route.description},
             })
+        for name, source in self.config.retrieval.embedding_models.items():
+            data.append({"id": name, "object": "model", "created": self.created,
+                         "owned_by": "lorag", "root": source, "parent": None,
+                         "lorag": {"kind": "embedding"}})
         return {"object": "list", "data": data}
 
     async def health(self) -> dict[str, Any]:

@@ -62,7 +62,7 @@ def build_from_config(config: LoragConfig):
     """Bind the ingress and one LLM deployment per base model."""
     from ray import serve
 
-    from serving.ingress import Ingress, LLMDeployment
+    from serving.ingress import Ingress, LLMDeployment, RetrieverDeployment
 
     gpus = 1.0 if _cluster_has_gpus() else 0.0
     logging = {"enable_access_log": config.server.access_log,
@@ -78,11 +78,15 @@ def build_from_config(config: LoragConfig):
             serve.deployment(LLMDeployment).options(**opts)
             .bind(key, model.model_dump(mode="json"), served)
         )
+    retriever_opts = _deployment_options(config.retrieval.deployment, name="Retriever",
+                                         default_gpus=0.0, logging=logging)
+    retriever = (serve.deployment(RetrieverDeployment).options(**retriever_opts)
+                 .bind(config.model_dump(mode="json")))
     ingress_opts = _deployment_options(config.server.ingress.deployment, name="Ingress",
                                        default_gpus=0.0, logging=logging)
     return (
         serve.deployment(Ingress).options(**ingress_opts)
-        .bind(config.model_dump(mode="json"), llm_handles)
+        .bind(config.model_dump(mode="json"), llm_handles, retriever)
     )
 
 

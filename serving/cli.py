@@ -2,6 +2,7 @@
 
     lorag serve [--config FILE] [--host H] [--port P]
     lorag prepare-model [--config FILE]
+    lorag ingest PATH... --index NAME [--url URL] [--create]
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def start_server(config: LoragConfig, *, host: str | None = None, port: int | No
 _FORWARDED_ENV = (
     "LORAG_CACHE_DIR", "HF_HOME", "HF_HUB_OFFLINE", "RAY_USAGE_STATS_ENABLED",
     "VLLM_NO_USAGE_STATS", "DO_NOT_TRACK", "TOKENIZERS_PARALLELISM",
-    "VLLM_CPU_KVCACHE_SPACE", "VLLM_CPU_OMP_THREADS_BIND",
+    "VLLM_CPU_KVCACHE_SPACE", "VLLM_CPU_OMP_THREADS_BIND", "LORAG_DATA_DIR",
 )
 
 
@@ -104,6 +105,13 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from serving.ingest import ingest_paths
+
+    return ingest_paths(args.paths, index=args.index, url=args.url, create=args.create,
+                        batch_size=args.batch_size)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lorag", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -116,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     prep = sub.add_parser("prepare-model", help="prepare builtin models into the cache")
     prep.add_argument("--config", help="YAML config (default: configs/default.yaml)")
     prep.set_defaults(func=_cmd_prepare)
+    ingest = sub.add_parser("ingest", help="add .md/.txt/.html files to an index")
+    ingest.add_argument("paths", nargs="+", help="files or folders (searched recursively)")
+    ingest.add_argument("--index", required=True, help="index name")
+    ingest.add_argument("--url", default="http://127.0.0.1:8000", help="lorag server URL")
+    ingest.add_argument("--create", action="store_true", help="create the index if missing")
+    ingest.add_argument("--batch-size", type=int, default=16, help="files per request")
+    ingest.set_defaults(func=_cmd_ingest)
     return parser
 
 

@@ -18,6 +18,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from retrieval.spec import DEFAULT_EMBEDDER, IndexSpec
+
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
 _NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
@@ -139,6 +141,28 @@ class ServerConfig(_Strict):
     ingress: IngressConfig = Field(default_factory=IngressConfig)
 
 
+class RetrievalConfig(_Strict):
+    """The retriever deployment: embedders + FAISS indexes over a shared data directory."""
+
+    data_dir: str | None = Field(
+        default=None,
+        description="Where indexes live (a persistent volume in Kubernetes); null means "
+        "$LORAG_DATA_DIR, else ~/.local/share/lorag.",
+    )
+    embedding_models: dict[str, str] = Field(
+        default_factory=lambda: {"all-minilm-l6-v2": DEFAULT_EMBEDDER},
+        description="OpenAI `model` ids served by POST /v1/embeddings -> embedder source.",
+    )
+    deployment: DeploymentConfig = Field(
+        default_factory=lambda: DeploymentConfig(num_replicas=1, num_cpus=0.5),
+        description="Ray Serve settings of the retriever deployment.",
+    )
+    max_documents_per_request: int = Field(default=1000, ge=1,
+                                           description="Documents in one ingestion request.")
+    max_upload_bytes: int = Field(default=32 * 1024 * 1024, ge=1024,
+                                  description="Largest multipart upload accepted.")
+
+
 class RouteConfig(_Strict):
     """What a client names as `model`."""
 
@@ -150,6 +174,9 @@ class RouteConfig(_Strict):
 class LoragConfig(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     models: dict[str, ModelConfig] = Field(min_length=1)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    indexes: dict[str, IndexSpec] = Field(
+        default_factory=dict, description="Indexes created at start-up if missing.")
     routes: list[RouteConfig] = Field(min_length=1)
 
     @model_validator(mode="after")

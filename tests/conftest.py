@@ -36,11 +36,12 @@ def server_url(tmp_path_factory) -> str:
         return
     port = _free_port()
     log_path = tmp_path_factory.mktemp("server") / "lorag-serve.log"
+    env = {**os.environ, "LORAG_DATA_DIR": str(tmp_path_factory.mktemp("data"))}
     log = log_path.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "serving.cli", "serve", "--config",
          str(ROOT / "configs" / "default.yaml"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+        stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True, env=env,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + STARTUP_TIMEOUT_S

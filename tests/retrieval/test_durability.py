@@ -7,19 +7,21 @@ import sys
 import textwrap
 import time
 
-from retrieval.knowledge_base import IndexSpec
 from retrieval.registry import IndexRegistry
+from retrieval.spec import IndexSpec
 
 WRITER = textwrap.dedent("""
     import sys
-    from retrieval.knowledge_base import Document, IndexSpec
+    from retrieval.knowledge_base import Document
     from retrieval.registry import IndexRegistry
+    from retrieval.spec import IndexSpec
     reg = IndexRegistry(sys.argv[1])
     kb = reg.ensure("kb", IndexSpec(type="hnsw"))
     print("READY", flush=True)
     for i in range(100000):
         docs = [Document(doc_id=f"d{i}-{j}", metadata={"batch": i},
-                         text=f"Document {i}-{j}. " + "Some filler sentence here. " * 40)
+                         text=" ".join(f"Line {k} of document {i}-{j} on topic {i * 7 + j}."
+                                       for k in range(40)))
                 for j in range(3)]
         kb.add_documents(docs)
         print("ACK", i, flush=True)  # acknowledged only after add_documents returned
@@ -52,6 +54,6 @@ def test_kill_9_loses_no_acknowledged_document(tmp_path):
             doc = kb.store.document(f"d{i}-{j}")
             assert doc is not None and doc["chunks"] > 0, f"acknowledged d{i}-{j} lost"
     # Nothing half-written: every stored document has all of its chunks searchable.
-    hits = kb.search("filler sentence", top_k=5, filter={"batch": acked[-1]})
+    hits = kb.search("a line of a document", top_k=20, filter={"batch": acked[-1]})
     assert {h["doc_id"] for h in hits} == {f"d{acked[-1]}-{j}" for j in range(3)}
     assert stats["documents"] % 3 == 0  # batches are all-or-nothing

@@ -2,7 +2,8 @@
 
 import pytest
 
-from retrieval.knowledge_base import Document, IndexSpec
+from retrieval.knowledge_base import Document
+from retrieval.spec import IndexSpec
 from retrieval.registry import ConflictError, IndexRegistry
 from serving.errors import InvalidRequestError, NotFoundError
 

@@ -1,0 +1,124 @@
+"""What a retriever replica does: index admin, ingestion, search and embeddings.
+
+`RetrieverService` is a plain object (unit-testable without Ray); the Ray Serve
+deployment in `serving.ingress` wraps it. Blocking work (embedding, FAISS,
+SQLite) runs in worker threads so the replica keeps answering health checks.
+
+Replicas share `data_dir` (one persistent volume): every write is committed to
+the index's SQLite store before it is acknowledged, and every replica applies
+the store's change log before it searches, so a document acknowledged by one
+replica is searchable on all of them. We chose a shared store over broadcasting
+updates because Ray Serve handles address one replica per call (no broadcast),
+and because the store is needed for durability anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retrieval.knowledge_base import Document
+from retrieval.spec import IndexSpec
+from retrieval.registry import IndexRegistry
+from serving.errors import InvalidRequestError, ModelNotFoundError
+
+logger = logging.getLogger(__name__)
+
+DATA_DIR_ENV = "LORAG_DATA_DIR"
+MAX_EMBED_INPUTS = 2048
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get(DATA_DIR_ENV) or Path.home() / ".local" / "share" / "lorag")
+
+
+class RetrieverService:
+    def __init__(self, data_dir: str | Path | None, indexes: dict[str, dict[str, Any]],
+                 embedding_models: dict[str, str]):
+        self.data_dir = Path(data_dir) if data_dir else default_data_dir()
+        self.registry = IndexRegistry(self.data_dir)
+        self.embedding_models = dict(embedding_models)
+        self._config_indexes = {name: IndexSpec.model_validate(spec)
+                                for name, spec in indexes.items()}
+
+    async def start(self) -> None:
+        for name, spec in self._config_indexes.items():
+            await asyncio.to_thread(self.registry.ensure, name, spec)
+        for source in self.embedding_models.values():
+            await asyncio.to_thread(self.registry.embedder, source)
+
+    def close(self) -> None:
+        try:
+            self.registry.snapshot_all()
+        finally:
+            self.registry.close()
+
+    # -- indexes ------------------------------------------------------------------
+
+    async def create_index(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        kb = await asyncio.to_thread(self.registry.create, name, IndexSpec.model_validate(spec))
+        return await asyncio.to_thread(kb.stats)
+
+    async def list_indexes(self) -> list[dict[str, Any]]:
+        def stats():
+            return [self.registry.get(n).stats() for n in self.registry.names()]
+
+        return await asyncio.to_thread(stats)
+
+    async def index_stats(self, name: str) -> dict[str, Any]:
+        return await asyncio.to_thread(lambda: self.registry.get(name).stats())
+
+    async def delete_index(self, name: str) -> None:
+        await asyncio.to_thread(self.registry.delete, name)
+
+    # -- documents ----------------------------------------------------------------
+
+    async def add_documents(self, name: str, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        parsed = [Document.model_validate(d) for d in docs]
+        return await asyncio.to_thread(lambda: self.registry.get(name).add_documents(parsed))
+
+    async def get_document(self, name: str, doc_id: str) -> dict[str, Any] | None:
+        return await asyncio.to_thread(lambda: self.registry.get(name).store.document(doc_id))
+
+    async def delete_document(self, name: str, doc_id: str) -> bool:
+        return await asyncio.to_thread(lambda: self.registry.get(name).delete_document(doc_id))
+
+    async def search(self, name: str, query: str, top_k: int,
+                     filter: dict[str, Any] | None) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(
+            lambda: self.registry.get(name).search(query, top_k, filter))
+
+    # -- embeddings ---------------------------------------------------------------
+
+    async def embed(self, model: str, texts: list[str], encoding_format: str) -> dict[str, Any]:
+        if model not in self.embedding_models:
+            raise ModelNotFoundError(model, sorted(self.embedding_models))
+        if not texts or len(texts) > MAX_EMBED_INPUTS or not all(
+                isinstance(t, str) and t for t in texts):
+            raise InvalidRequestError(
+                f"input must be a non-empty string or a list of 1 to {MAX_EMBED_INPUTS} "
+                "non-empty strings.", param="input", code="invalid_value")
+        embedder = self.registry.embedder(self.embedding_models[model])
+
+        def run():
+            vectors = embedder.encode(texts)
+            tokens = sum(embedder.count_tokens(t) for t in texts)
+            return vectors, tokens
+
+        vectors, tokens = await asyncio.to_thread(run)
+        data = [{"object": "embedding", "index": i, "embedding": _encode(v, encoding_format)}
+                for i, v in enumerate(vectors)]
+        return {"object": "list", "data": data, "model": model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+def _encode(vector: np.ndarray, encoding_format: str) -> list[float] | str:
+    if encoding_format == "base64":
+        return base64.b64encode(np.asarray(vector, dtype=np.float32).tobytes()).decode()
+    return vector.tolist()
