@@ -117,9 +117,10 @@ class KnowledgeBase:
         removed = [i for c in changes for i in c.removed]
         added = [i for c in changes for i in c.added]
         self.index.remove(removed)
-        present = self.index.live_ids() if added else set()
-        wanted = [i for i in added if i not in present]
-        ids, vectors = self.store.embeddings(wanted)  # ids deleted since are simply absent
+        if added and min(added) <= self.index.max_id:  # replay overlap: skip what is there
+            present = self.index.live_ids()
+            added = [i for i in added if i not in present]
+        ids, vectors = self.store.embeddings(added)  # ids deleted since are simply absent
         self.index.add(ids, vectors)
         self.applied_seq = changes[-1].seq
         self._since_snapshot += len(changes)
@@ -170,31 +171,34 @@ class KnowledgeBase:
         if len(set(ids)) != len(ids):
             raise InvalidRequestError("a batch names the same doc_id twice.", param="doc_id")
         count = self.embedder.count_tokens if self.spec.chunking.unit == "tokens" else None
+        digests = {d.doc_id: content_hash(d.text, d.title, d.metadata) for d in docs}
+        with self._lock:
+            old = {d.doc_id: self.store.document_hash(d.doc_id) for d in docs}
+        # Chunking and embedding (the slow part) run without the lock, so searches
+        # keep being answered while a large batch is being embedded.
+        results, pending, all_chunks = [], [], []
+        for d in docs:
+            if old[d.doc_id] == digests[d.doc_id]:
+                results.append({"doc_id": d.doc_id, "status": "unchanged", "chunks": None})
+                continue
+            chunks = chunk_text(d.doc_id, d.text, d.title, self.spec.chunking,
+                                markdown=d.format == "markdown", count_tokens=count)
+            pending.append((d, chunks, "replaced" if old[d.doc_id] else "added"))
+            all_chunks.extend(chunks)
+        vectors = self.embedder.encode([c.text for c in all_chunks])
+        items, offset = [], 0
+        for d, chunks, _ in pending:
+            items.append({"doc_id": d.doc_id, "title": d.title, "metadata": d.metadata,
+                          "text": d.text, "digest": digests[d.doc_id], "chunks": chunks,
+                          "vectors": vectors[offset:offset + len(chunks)]})
+            offset += len(chunks)
         with self._lock:
             self.sync()
-            results, pending, all_chunks = [], [], []
-            for d in docs:
-                digest = content_hash(d.text, d.title, d.metadata)
-                old = self.store.document_hash(d.doc_id)
-                if old == digest:
-                    results.append({"doc_id": d.doc_id, "status": "unchanged", "chunks": None})
-                    continue
-                chunks = chunk_text(d.doc_id, d.text, d.title, self.spec.chunking,
-                                    markdown=d.format == "markdown", count_tokens=count)
-                pending.append((d, digest, chunks, "replaced" if old else "added"))
-                all_chunks.extend(chunks)
-            vectors = self.embedder.encode([c.text for c in all_chunks])
-            items, offset = [], 0
-            for d, digest, chunks, _ in pending:
-                items.append({"doc_id": d.doc_id, "title": d.title, "metadata": d.metadata,
-                              "text": d.text, "digest": digest, "chunks": chunks,
-                              "vectors": vectors[offset:offset + len(chunks)]})
-                offset += len(chunks)
             changes = self.store.upsert_many(items) if items else []
             self._apply_own(changes)
-            for (d, _, chunks, status) in pending:
-                results.append({"doc_id": d.doc_id, "status": status, "chunks": len(chunks)})
             self._maybe_snapshot()
+        results += [{"doc_id": d.doc_id, "status": status, "chunks": len(chunks)}
+                    for d, chunks, status in pending]
         order = {doc_id: i for i, doc_id in enumerate(ids)}
         return sorted(results, key=lambda r: order[r["doc_id"]])
 

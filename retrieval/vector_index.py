@@ -52,6 +52,7 @@ class VectorIndex:
         self.use_gpu = gpu_available() if use_gpu is None else use_gpu
         self.index = self._empty()
         self.tombstones: set[int] = set()
+        self.max_id = -1  # highest id ever added: newer ids cannot be present yet
         self._gpu_index = None
         self._gpu_res = None
         self._gpu_dirty = True
@@ -79,6 +80,7 @@ class VectorIndex:
         if self.tombstones.intersection(ids.tolist()):
             self._compact()  # an id coming back must not collide with its tombstone
         self.index.add_with_ids(vectors, ids)
+        self.max_id = max(self.max_id, int(ids.max()))
         self._gpu_dirty = True
 
     def remove(self, ids: np.ndarray | list[int]) -> None:
@@ -127,16 +129,15 @@ class VectorIndex:
             return (np.full((len(queries), max(k, 0)), -np.inf, dtype=np.float32),
                     np.full((len(queries), max(k, 0)), -1, dtype=np.int64))
         selector = self._selector(allowed_ids)
-        if selector is None and self.kind == "flat" and self.use_gpu:
-            return self._gpu().search(queries, k)
         if selector is None:
-            params = (faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k))
-                      if self.kind == "hnsw" else None)
-            return self.index.search(queries, k, params=params)
+            if self.kind == "flat" and self.use_gpu:
+                return self._gpu().search(queries, k)
+            if self.kind == "hnsw" and k > self.ef_search:
+                return self.index.search(queries, k, params=faiss.SearchParametersHNSW(efSearch=k))
+            return self.index.search(queries, k)  # efSearch was set on the index itself
         params = (faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.ef_search, k))
                   if self.kind == "hnsw" else faiss.SearchParameters(sel=selector))
-        scores, ids = self.index.search(queries, k, params=params)
-        return scores, ids
+        return self.index.search(queries, k, params=params)
 
     def _selector(self, allowed_ids: np.ndarray | None):
         faiss = _faiss()
@@ -191,6 +192,8 @@ class VectorIndex:
             faiss.downcast_index(index.index).hnsw.efSearch = self.ef_search
         self.index = index
         self.tombstones = set()
+        ids = self.all_ids()
+        self.max_id = int(ids.max()) if len(ids) else -1
         self._gpu_dirty = True
 
 

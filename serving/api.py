@@ -35,9 +35,14 @@ HEALTH_TIMEOUT_S = 10.0
 
 
 class OpenAIService:
-    def __init__(self, config: LoragConfig, llm_handles: dict[str, Any]):
+    def __init__(self, config: LoragConfig, llm_handles: dict[str, Any],
+                 retriever: Any | None = None):
         self.config = config
         self.llm = llm_handles
+        # Every deployment /health asks: each answers `ping` once it is ready.
+        self.probes = {f"llm:{k}": h for k, h in llm_handles.items()}
+        if retriever is not None:
+            self.probes["retriever"] = retriever
         self.metrics = IngressMetrics()
         self.created = int(time.time())
 
@@ -134,18 +139,18 @@ class OpenAIService:
     async def health(self) -> dict[str, Any]:
         async def probe(key: str) -> tuple[str, str]:
             try:
-                await asyncio.wait_for(self.llm[key].ping.remote(), HEALTH_TIMEOUT_S)
+                await asyncio.wait_for(self.probes[key].ping.remote(), HEALTH_TIMEOUT_S)
                 return key, "ok"
             except Exception as err:  # any failure means not ready
                 logger.warning("health probe of %s failed: %r", key, err)
                 return key, "unavailable"
 
-        results = dict(await asyncio.gather(*(probe(k) for k in self.llm)))
+        results = dict(await asyncio.gather(*(probe(k) for k in self.probes)))
         if any(v != "ok" for v in results.values()):
             raise ServiceUnavailableError(
                 "Not ready: " + ", ".join(f"{k}={v}" for k, v in results.items())
             )
-        return {"status": "ok", "models": results}
+        return {"status": "ok", "deployments": results}
 
     async def metrics_text(self) -> bytes:
         async def engine_text(key: str) -> str:

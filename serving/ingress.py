@@ -29,7 +29,7 @@ class Ingress:
 
     def __init__(self, config: dict[str, Any], llm_handles: dict[str, Any], retriever: Any):
         cfg = LoragConfig.model_validate(config)
-        self.service = OpenAIService(cfg, llm_handles)
+        self.service = OpenAIService(cfg, llm_handles, retriever)
         self.retrieval = RetrievalAPI(cfg, retriever)
 
     @app.post("/v1/chat/completions")
@@ -140,6 +140,9 @@ class RetrieverDeployment:
             {name: spec.model_dump() for name, spec in cfg.indexes.items()},
             cfg.retrieval.embedding_models)
         await self.service.start()
+
+    async def ping(self) -> bool:
+        return True
 
     async def call(self, method: str, *args: Any) -> dict[str, Any]:
         """Run one service method; typed errors come back as data, not exceptions."""
