@@ -41,6 +41,7 @@ class IndexRegistry:
         self._embedder_factory = embedder_factory
         self._embedders: dict[str, Embedder] = {}
         self._indexes: dict[str, KnowledgeBase] = {}
+        self._uids: dict[str, str] = {}  # identity of index.json: spots delete + re-create
         self._lock = threading.RLock()
 
     def embedder(self, name: str) -> Embedder:
@@ -68,11 +69,14 @@ class IndexRegistry:
                                     code="index_exists")
             embedder = self.embedder(spec.embedder)  # fails before anything is written
             path.mkdir(parents=True, exist_ok=True)
+            uid = uuid.uuid4().hex
             tmp = path / "index.json.tmp"
-            tmp.write_text(spec.model_dump_json(indent=2))
+            tmp.write_text(json.dumps({"uid": uid, "spec": spec.model_dump(mode="json")},
+                                      indent=2))
             os.replace(tmp, path / "index.json")
             kb = KnowledgeBase(name, path, spec, embedder)
             self._indexes[name] = kb
+            self._uids[name] = uid
             return kb
 
     def get(self, name: str) -> KnowledgeBase:
@@ -85,9 +89,13 @@ class IndexRegistry:
                     stale.close()
                 raise NotFoundError(f"index {name!r} does not exist.", param="index",
                                     code="index_not_found")
+            saved = json.loads(spec_file.read_text())
+            if name in self._indexes and self._uids.get(name) != saved["uid"]:
+                self._indexes.pop(name).close()  # deleted and re-created by another replica
             if name not in self._indexes:
-                spec = IndexSpec.model_validate(json.loads(spec_file.read_text()))
+                spec = IndexSpec.model_validate(saved["spec"])
                 self._indexes[name] = KnowledgeBase(name, path, spec, self.embedder(spec.embedder))
+                self._uids[name] = saved["uid"]
             return self._indexes[name]
 
     def names(self) -> list[str]:

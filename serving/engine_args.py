@@ -69,7 +69,8 @@ def engine_cli_args(
     args += _flag("max_num_seqs", e.max_num_seqs)
     args += _flag("gpu_memory_utilization", mem)
     args += _flag("seed", e.seed)
-    if e.enforce_eager:
+    eager = e.enforce_eager if e.enforce_eager is not None else not on_gpu
+    if eager:
         args += ["--enforce-eager"]
     if e.enable_lora:
         args += ["--enable-lora"]

@@ -23,6 +23,7 @@ from typing import Any
 from serving.config import ModelConfig
 from serving.engine_args import engine_cli_args, parse_engine_args
 from serving.model_source import resolve_model_source
+from serving.streaming import coalesce
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,8 @@ class LLMServer:
         elif hasattr(result, "model_dump"):
             yield result.model_dump(exclude_unset=False)
         else:
-            async for chunk in result:
+            interval_s = self.config.stream_batching_interval_ms / 1000
+            async for chunk in coalesce(result, interval_s):
                 yield chunk
 
     def metrics_text(self) -> str:

@@ -128,3 +128,13 @@ def test_registry_errors(registry):
     with pytest.raises(InvalidRequestError):
         registry.create("../etc", IndexSpec())
     assert registry.names() == ["kb"]
+
+
+def test_index_recreated_by_another_replica_is_reopened(tmp_path, embedder):
+    a = IndexRegistry(tmp_path, embedder_factory=lambda n: embedder)
+    b = IndexRegistry(tmp_path, embedder_factory=lambda n: embedder)
+    a.create("kb", IndexSpec(type="flat")).add_documents([doc("z", ZEBRA)])
+    assert b.get("kb").stats()["documents"] == 1
+    a.delete("kb")
+    a.create("kb", IndexSpec(type="flat")).add_documents([doc("o", OTTER)])
+    assert [h["doc_id"] for h in b.get("kb").search("animal", 5)] == ["o"]

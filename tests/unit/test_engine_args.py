@@ -23,6 +23,7 @@ def test_gpu_defaults_keep_model_dtype():
     ns = parse_engine_args(engine_cli_args(model(), "/m", ["base"], on_gpu=True))
     assert ns.dtype == "auto"
     assert ns.gpu_memory_utilization == 0.9
+    assert ns.enforce_eager is False  # CUDA graphs on GPU unless the config says otherwise
 
 
 def test_extra_args_pass_through():

@@ -1,0 +1,115 @@
+"""Adapter sources, validation and the versioned registry (no engine needed)."""
+
+import json
+
+import pytest
+
+from adapters.registry import AdapterRegistry
+from adapters.sources import SourceResolver
+from adapters.validation import AdapterLimits, normalize_model_name, validate_adapter
+from serving.errors import InvalidRequestError, NotFoundError
+
+LIMITS = AdapterLimits(base_models={"builtin:smollm2-135m-instruct",
+                                    "HuggingFaceTB/SmolLM2-135M-Instruct"}, max_lora_rank=16)
+
+
+def make_adapter(path, *, r=8, base="HuggingFaceTB/SmolLM2-135M-Instruct",
+                 targets=("q_proj", "v_proj"), peft_type="LORA", weights=b"w" * 64):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "adapter_config.json").write_text(json.dumps({
+        "peft_type": peft_type, "r": r, "lora_alpha": 16, "target_modules": list(targets),
+        "base_model_name_or_path": base}))
+    if weights is not None:
+        (path / "adapter_model.safetensors").write_bytes(weights)
+    return path
+
+
+def test_valid_adapter(tmp_path):
+    info = validate_adapter(make_adapter(tmp_path / "a"), LIMITS)
+    assert info.rank == 8 and info.target_modules == ("q_proj", "v_proj")
+    assert len(info.content_hash) == 64
+
+
+@pytest.mark.parametrize("kwargs, code", [
+    ({"r": 64}, "rank_too_large"),
+    ({"base": "meta-llama/Llama-3-8B"}, "base_model_mismatch"),
+    ({"peft_type": "IA3"}, "unsupported_adapter"),
+    ({"targets": ("q_proj", "mlp.weird")}, "unsupported_target_modules"),
+    ({"weights": None}, "invalid_adapter"),
+])
+def test_invalid_adapters_are_400_with_a_reason(tmp_path, kwargs, code):
+    with pytest.raises(InvalidRequestError) as info:
+        validate_adapter(make_adapter(tmp_path / "a", **kwargs), LIMITS)
+    assert info.value.code == code and info.value.param == "source"
+
+
+def test_missing_or_malformed_config(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InvalidRequestError, match="adapter_config.json is missing"):
+        validate_adapter(tmp_path / "empty", LIMITS)
+    bad = make_adapter(tmp_path / "bad")
+    (bad / "adapter_config.json").write_text("{not json")
+    with pytest.raises(InvalidRequestError, match="not valid JSON"):
+        validate_adapter(bad, LIMITS)
+
+
+def test_model_names_normalize():
+    assert normalize_model_name("/root/.cache/lorag/models/smollm2-135m-instruct/") == \
+        normalize_model_name("HuggingFaceTB/SmolLM2-135M-Instruct")
+
+
+@pytest.fixture
+def registry(tmp_path):
+    roots = [tmp_path / "allowed"]
+    return AdapterRegistry(tmp_path / "data", SourceResolver(roots), LIMITS)
+
+
+def test_register_versions_and_idempotence(registry, tmp_path):
+    src = make_adapter(tmp_path / "allowed" / "fmt")
+    v1 = registry.register("fmt", str(src))
+    assert v1.version == "1" and registry.active("fmt") == v1
+    assert registry.register("fmt", str(src)) == v1  # same content: no new version
+    make_adapter(src, weights=b"new weights" * 10)
+    v2 = registry.register("fmt", f"file://{src}")
+    assert v2.version == "2" and v2.lora_int_id > v1.lora_int_id
+    assert v2.served_id == "fmt@2" and registry.active("fmt") == v2
+    make_adapter(src, weights=b"edited after registering")  # frozen copies are unaffected
+    assert (tmp_path / "data").exists() and validate_adapter(
+        type(src)(v2.path), LIMITS).content_hash == v2.content_hash
+
+
+def test_registry_persists(registry, tmp_path):
+    registry.register("fmt", str(make_adapter(tmp_path / "allowed" / "fmt")))
+    again = AdapterRegistry(tmp_path / "data", SourceResolver([tmp_path / "allowed"]), LIMITS)
+    assert again.active("fmt").version == "1"
+    again.unregister("fmt")
+    with pytest.raises(NotFoundError):
+        AdapterRegistry(tmp_path / "data", SourceResolver([]), LIMITS).active("fmt")
+
+
+def test_bad_sources(registry, tmp_path):
+    make_adapter(tmp_path / "outside")
+    with pytest.raises(InvalidRequestError) as info:
+        registry.register("x", str(tmp_path / "allowed" / ".." / "outside"))
+    assert info.value.code == "path_not_allowed"
+    with pytest.raises(InvalidRequestError) as info:
+        registry.register("x", "../../etc")
+    assert info.value.code == "path_not_allowed"
+    with pytest.raises(InvalidRequestError) as info:
+        registry.register("x", "ftp://host/adapter")
+    assert info.value.code == "unsupported_source"
+    with pytest.raises(InvalidRequestError) as info:
+        registry.register("bad name!", str(tmp_path / "allowed"))
+    assert info.value.param == "name"
+    assert registry.list() == []
+
+
+def test_object_store_source_through_fsspec(registry, tmp_path):
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    local = make_adapter(tmp_path / "staging")
+    for f in local.iterdir():
+        fs.pipe(f"/bucket/fmt/{f.name}", f.read_bytes())
+    version = registry.register("fmt", "memory://bucket/fmt")
+    assert version.rank == 8
