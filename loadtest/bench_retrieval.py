@@ -36,14 +36,14 @@ def unit(rng: np.random.Generator, n: int) -> np.ndarray:
     return out
 
 
-def raw_index(kind: str, ef_search: int, m: int = 32):
+def raw_index(kind: str, ef_search: int, m: int = 32, ef_construction: int = 200):
     import faiss
 
     if kind == "flat":
         inner = faiss.IndexFlatIP(DIM)
     else:
         inner = faiss.IndexHNSWFlat(DIM, m, faiss.METRIC_INNER_PRODUCT)
-        inner.hnsw.efConstruction = 200
+        inner.hnsw.efConstruction = ef_construction
         inner.hnsw.efSearch = ef_search
     return faiss.IndexIDMap2(inner)
 
@@ -83,11 +83,12 @@ def bench_size(n: int, kind: str, opts: argparse.Namespace) -> dict:
     ids = np.arange(n, dtype=np.int64)
     result: dict = {"size": n, "type": kind}
 
-    ours = VectorIndex(DIM, kind, ef_search=opts.ef_search, use_gpu=opts.gpu)
+    ours = VectorIndex(DIM, kind, hnsw_m=opts.hnsw_m, ef_construction=opts.ef_construction,
+                       ef_search=opts.ef_search, use_gpu=opts.gpu)
     t = time.perf_counter()
     ours.add(ids, vectors)
     result["build_s"] = time.perf_counter() - t
-    raw = raw_index(kind, opts.ef_search)
+    raw = raw_index(kind, opts.ef_search, opts.hnsw_m, opts.ef_construction)
     t = time.perf_counter()
     raw.add_with_ids(vectors, ids)
     result["raw_build_s"] = time.perf_counter() - t
@@ -181,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--types", default="flat,hnsw")
     p.add_argument("--max-hnsw-size", type=int, default=100_000)
     p.add_argument("--ef-search", type=int, default=512)
+    p.add_argument("--ef-construction", type=int, default=200)
+    p.add_argument("--hnsw-m", type=int, default=32)
+    p.add_argument("--skip-ingestion", action="store_true")
     p.add_argument("--seconds", type=float, default=3.0, help="time per QPS measurement")
     p.add_argument("--ingest-docs", type=int, default=202)
     p.add_argument("--gpu", action="store_true", help="use faiss-gpu for flat search")
@@ -196,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{kind:5} n={n:>8}: skipped (raise --max-hnsw-size to build it)")
                 continue
             results.append(bench_size(n, kind, opts))
-    ingestion = bench_ingestion(opts)
-    report = {"dim": DIM, "search": results, "skipped": skipped, "ingestion": ingestion,
+    ingestion = None if opts.skip_ingestion else bench_ingestion(opts)
+    report = {"dim": DIM, "params": {"ef_search": opts.ef_search, "hnsw_m": opts.hnsw_m,
+                                     "ef_construction": opts.ef_construction}, "search": results, "skipped": skipped, "ingestion": ingestion,
               "goals": {"qps_ratio_min": 0.9, "ingestion_ratio_min": 0.8}}
     (opts.out / "bench_retrieval.json").write_text(json.dumps(report, indent=2))
     plot(results, opts.out / "bench_retrieval.png")
