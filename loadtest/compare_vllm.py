@@ -17,17 +17,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import signal
 import statistics
-import subprocess
 import sys
-import time
-from contextlib import contextmanager, redirect_stdout
+from contextlib import redirect_stdout
 from pathlib import Path
 
-import httpx
-
+from loadtest.servers import running
 from serving.config import load_config
 from serving.engine_args import engine_cli_args
 from serving.model_source import resolve_model_source
@@ -38,40 +33,6 @@ KEPT_METRICS = (
     "mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms", "mean_tpot_ms", "median_tpot_ms",
     "mean_itl_ms", "median_itl_ms", "p99_itl_ms", "median_e2el_ms",
 )
-
-
-def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before it was ready")
-        try:
-            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(2)
-    raise TimeoutError(f"{url} not ready after {timeout_s:.0f}s")
-
-
-@contextmanager
-def running(cmd: list[str], url: str, log_path: Path, timeout_s: float):
-    log = log_path.open("w")
-    print(f"starting: {' '.join(cmd)}\n  (log: {log_path})", flush=True)
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    started = time.monotonic()
-    try:
-        wait_ready(url, proc, timeout_s)
-        print(f"  ready after {time.monotonic() - started:.0f}s", flush=True)
-        yield
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
 
 
 def run_benchmark(base_url: str, model: str, tokenizer: str, opts: argparse.Namespace) -> dict:
