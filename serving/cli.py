@@ -44,8 +44,8 @@ def prepare_models(config: LoragConfig) -> None:
             print(f"model {key}: {model.source} ready at {path}", flush=True)
 
 
-def start_server(config: LoragConfig, *, host: str | None = None, port: int | None = None,
-                 config_path: str | None = None) -> str:
+def start_server(config: LoragConfig, *, host: str | None = None,
+                 port: int | None = None) -> str:
     """Start Ray (local if none is running), Serve's HTTP proxy and the app; return its URL."""
     import ray
     from ray import serve
@@ -86,7 +86,7 @@ _FORWARDED_ENV = (
 def _cmd_serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     prepare_models(config)
-    url = start_server(config, host=args.host, port=args.port, config_path=args.config)
+    url = start_server(config, host=args.host, port=args.port)
     print(f"lorag is serving at {url} (routes: {', '.join(r.name for r in config.routes)})",
           flush=True)
     stop = threading.Event()

@@ -81,9 +81,9 @@ def sanitize(message: str) -> str:
     return _PATH_RE.sub("<path>", message).strip()
 
 
-# vLLM reports a too-long prompt with its own parameter names; OpenAI clients
-# expect `messages` / `prompt` and the code `context_length_exceeded`.
-_CONTEXT_PARAMS = {"input_tokens", "input_text", "max_tokens", "max_completion_tokens"}
+# vLLM names the prompt `input_tokens` / `input_text`; OpenAI clients expect
+# `messages` / `prompt`, and the code `context_length_exceeded` for an overflow.
+_PROMPT_PARAMS = {"input_tokens", "input_text"}
 
 
 def from_vllm_error(error: dict[str, Any], prompt_param: str) -> LoragError:
@@ -94,9 +94,9 @@ def from_vllm_error(error: dict[str, Any], prompt_param: str) -> LoragError:
     code = None
     if "maximum context length" in message:
         code = "context_length_exceeded"
-        if param in (None, "input_tokens", "input_text"):
+        if param is None:
             param = prompt_param
-    elif param in _CONTEXT_PARAMS - {"max_tokens", "max_completion_tokens"}:
+    if param in _PROMPT_PARAMS:
         param = prompt_param
     if status == HTTPStatus.NOT_FOUND:
         return NotFoundError(message, param=param, code=code or "not_found")
