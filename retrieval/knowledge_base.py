@@ -20,7 +20,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from retrieval.chunker import chunk_text, html_to_markdown
@@ -53,14 +52,17 @@ class KnowledgeBase:
         self.name, self.path, self.spec, self.embedder = name, Path(path), spec, embedder
         self.path.mkdir(parents=True, exist_ok=True)
         self.store = DocumentStore(self.path / "store.sqlite")
-        self.index = VectorIndex(embedder.dim, spec.type, hnsw_m=spec.hnsw_m,
-                                 ef_search=spec.ef_search)
+        self.index = self._new_index()
         self.applied_seq = 0
         self._lock = threading.RLock()
         self._since_snapshot = 0
         self._open()
 
     # -- open / persist -----------------------------------------------------------
+
+    def _new_index(self) -> VectorIndex:
+        return VectorIndex(self.embedder.dim, self.spec.type, hnsw_m=self.spec.hnsw_m,
+                           ef_search=self.spec.ef_search)
 
     def _open(self) -> None:
         stored_dim = self.store.get_meta("dim")
@@ -75,8 +77,7 @@ class KnowledgeBase:
                 self.applied_seq = snapshot[0]
             except Exception:  # a damaged snapshot is only a cache: rebuild
                 logger.exception("index %s: snapshot unreadable, rebuilding", self.name)
-                self.index = VectorIndex(self.embedder.dim, self.spec.type,
-                                         hnsw_m=self.spec.hnsw_m, ef_search=self.spec.ef_search)
+                self.index = self._new_index()
                 self.applied_seq = 0
         if self.applied_seq == 0:
             ids, vectors = self.store.embeddings()

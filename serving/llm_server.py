@@ -63,10 +63,6 @@ class LLMServer:
         self.max_model_len = self.engine.model_config.max_model_len
         logger.info("vLLM engine for %s is ready", self.model_key)
 
-    async def shutdown(self) -> None:
-        await self._stack.aclose()
-        self.engine = None
-
     def close(self) -> None:
         """Synchronous shutdown (for destructors); safe to call more than once."""
         if self.engine is not None:

@@ -123,7 +123,7 @@ class RetrievalAPI:
                                       code="invalid_content_type")
         form = await raw.form()
         docs = []
-        for key, item in form.multi_items():
+        for _, item in form.multi_items():
             if not hasattr(item, "filename"):
                 continue
             docs.append(await _file_document(item))
