@@ -3,7 +3,7 @@
     <data_dir>/adapters/registry.json                 name -> versions, active version
     <data_dir>/adapters/store/<name>/<hash[:16]>/     the frozen PEFT folder of a version
 
-`register(name, source)` fetches the source into a private folder, validates it,
+`register(name, source, base_model=..., limits=...)` fetches the source into a private folder, validates it,
 and records a new version (content hash of the files). Registering the same
 content again is a no-op that returns the existing version. Each version gets a
 never-reused integer `lora_int_id`, so an engine cache can never serve an old
@@ -38,6 +38,7 @@ class AdapterVersion:
     content_hash: str
     lora_int_id: int
     source: str
+    base_model: str
     path: str
     rank: int
     size_bytes: int
@@ -50,11 +51,11 @@ class AdapterVersion:
 
 
 class AdapterRegistry:
-    def __init__(self, data_dir: Path, resolver: SourceResolver, limits: AdapterLimits):
+    def __init__(self, data_dir: Path, resolver: SourceResolver):
         self.root = Path(data_dir) / "adapters"
         self.store = self.root / "store"
         self.store.mkdir(parents=True, exist_ok=True)
-        self.resolver, self.limits = resolver, limits
+        self.resolver = resolver
         self._lock = threading.RLock()
         self._state = self._read()
 
@@ -72,7 +73,9 @@ class AdapterRegistry:
             os.fsync(f.fileno())
         os.replace(tmp, self.root / "registry.json")
 
-    def register(self, name: str, source: str, version: str | None = None) -> AdapterVersion:
+    def register(self, name: str, source: str, *, base_model: str, limits: AdapterLimits,
+                 version: str | None = None, activate: bool = True) -> AdapterVersion:
+        """Fetch, validate and record a version; `activate=False` leaves the active one."""
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise InvalidRequestError("adapter name must be 1-64 letters, digits, '.', '_' or "
                                       "'-'.", param="name", code="invalid_value")
@@ -81,13 +84,14 @@ class AdapterRegistry:
         staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.store))
         try:
             self.resolver.fetch(source, staging)
-            info = validate_adapter(staging, self.limits)
+            info = validate_adapter(staging, limits)
             with self._lock:
                 entry = self._state["adapters"].setdefault(name, {"versions": [], "active": None})
                 for v in entry["versions"]:
-                    if v["content_hash"] == info.content_hash:
-                        entry["active"] = v["version"]
-                        self._write()
+                    if v["content_hash"] == info.content_hash and v["base_model"] == base_model:
+                        if activate:
+                            entry["active"] = v["version"]
+                            self._write()
                         return AdapterVersion(**v)
                 label = str(version or len(entry["versions"]) + 1)
                 if any(v["version"] == label for v in entry["versions"]):
@@ -101,22 +105,56 @@ class AdapterRegistry:
                 record = AdapterVersion(
                     name=name, version=label, content_hash=info.content_hash,
                     lora_int_id=self._state["next_lora_int_id"], source=source,
-                    path=str(final), rank=info.rank, size_bytes=info.size_bytes,
+                    base_model=base_model, path=str(final), rank=info.rank, size_bytes=info.size_bytes,
                     created_at=time.time())
                 self._state["next_lora_int_id"] += 1
                 entry["versions"].append(asdict(record))
-                entry["active"] = label
+                if activate:
+                    entry["active"] = label
                 self._write()
                 return record
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
     def active(self, name: str) -> AdapterVersion:
+        found = self.active_or_none(name)
+        if found is None:
+            raise NotFoundError(f"adapter {name!r} is not loaded.", param=None,
+                                code="adapter_not_found")
+        return found
+
+    def activate(self, name: str, version: str) -> AdapterVersion:
+        with self._lock:
+            entry = self._state["adapters"].get(name) or {"versions": []}
+            for v in entry["versions"]:
+                if v["version"] == version:
+                    entry["active"] = version
+                    self._write()
+                    return AdapterVersion(**v)
+            raise NotFoundError(f"adapter {name!r} has no version {version!r}.",
+                                param="version", code="adapter_not_found")
+
+    def discard(self, name: str, version: str) -> None:
+        """Forget a version that never became active (its engine load failed)."""
+        with self._lock:
+            entry = self._state["adapters"].get(name)
+            if entry is None or entry["active"] == version:
+                return
+            kept = [v for v in entry["versions"] if v["version"] != version]
+            gone = [v for v in entry["versions"] if v["version"] == version]
+            entry["versions"] = kept
+            if not kept:
+                del self._state["adapters"][name]
+            self._write()
+            for v in gone:
+                if not any(k["path"] == v["path"] for k in kept):
+                    shutil.rmtree(v["path"], ignore_errors=True)
+
+    def active_or_none(self, name: str) -> AdapterVersion | None:
         with self._lock:
             entry = self._state["adapters"].get(name)
             if not entry or entry["active"] is None:
-                raise NotFoundError(f"adapter {name!r} is not loaded.", param="model",
-                                    code="adapter_not_found")
+                return None
             return next(AdapterVersion(**v) for v in entry["versions"]
                         if v["version"] == entry["active"])
 

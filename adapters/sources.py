@@ -89,22 +89,30 @@ class FsspecSource:
 class SourceResolver:
     """Picks the strategy by URI scheme; an unknown scheme is a 400."""
 
+    OBJECT_STORES = ("s3", "gs", "az", "memory")
+
     def __init__(self, local_roots: list[Path],
-                 storage_options: dict[str, dict[str, Any]] | None = None):
+                 storage_options: dict[str, dict[str, Any]] | None = None,
+                 allowed_schemes: list[str] | None = None):
         self.local = LocalSource(local_roots)
         self.hub = HubSource()
         self.objects = FsspecSource(storage_options)
+        self.allowed = list(allowed_schemes or ["file", "hf", "s3"])
 
     def fetch(self, uri: str, dest: Path) -> None:
         if not isinstance(uri, str) or not uri:
             raise InvalidRequestError("source must be a non-empty string.", param="source")
-        scheme = urlparse(uri).scheme
-        if scheme in ("", "file"):
+        scheme = urlparse(uri).scheme or "file"
+        if scheme not in self.allowed:
+            known = ", ".join(f"{s}://" if s != "file" else "a local path" for s in self.allowed)
+            raise InvalidRequestError(
+                f"source scheme {scheme!r} is not accepted here; use {known}.",
+                param="source", code="unsupported_source")
+        if scheme == "file":
             return self.local.fetch(uri, dest)
         if scheme == "hf":
             return self.hub.fetch(uri, dest)
-        if scheme in ("s3", "gs", "gcs", "az", "abfs", "memory"):
+        if scheme in self.OBJECT_STORES:
             return self.objects.fetch(uri, dest)
-        raise InvalidRequestError(
-            f"unknown source scheme {scheme!r}; use a local path, file://, hf:// or s3://.",
-            param="source", code="unsupported_source")
+        raise InvalidRequestError(f"unknown source scheme {scheme!r}.", param="source",
+                                  code="unsupported_source")

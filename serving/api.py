@@ -18,12 +18,13 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from serving.config import LoragConfig, RouteConfig
+from serving.config import LoragConfig
 from serving.errors import (
     REQUEST_ID_HEADER,
     LoragError,
     ModelNotFoundError,
     ServiceUnavailableError,
+    error_from_wire,
     from_vllm_error,
 )
 from serving.metrics import IngressMetrics
@@ -36,13 +37,17 @@ HEALTH_TIMEOUT_S = 10.0
 
 class OpenAIService:
     def __init__(self, config: LoragConfig, llm_handles: dict[str, Any],
-                 retriever: Any | None = None):
+                 retriever: Any | None = None, adapters: Any | None = None,
+                 adapter_registry: Any | None = None):
         self.config = config
         self.llm = llm_handles
+        self.adapters = adapters  # AdaptersAPI: resolves adapter names to versions
         # Every deployment /health asks: each answers `ping` once it is ready.
         self.probes = {f"llm:{k}": h for k, h in llm_handles.items()}
         if retriever is not None:
             self.probes["retriever"] = retriever
+        if adapter_registry is not None:
+            self.probes["adapter_registry"] = adapter_registry
         self.metrics = IngressMetrics()
         self.created = int(time.time())
 
@@ -62,11 +67,11 @@ class OpenAIService:
         try:
             body = decode_json_body(await raw.body(), self.config.server.ingress.max_request_bytes)
             request = parse(body)
-            route = self._route(request.model)
-            route_name = route.name
+            handle, adapter = await self._target(request.model or "")
+            route_name = request.model
             request.request_id = request_id
-            upstream = getattr(self.llm[route.model].options(stream=True), endpoint)
-            stream = upstream.remote(request)
+            upstream = getattr(handle.options(stream=True), endpoint)
+            stream = upstream.remote(request, adapter)
             first = await anext(stream)
         except LoragError as err:
             self.metrics.finished(route_name, endpoint, err.status, started)
@@ -76,6 +81,10 @@ class OpenAIService:
             raise LoragError(f"The engine returned nothing for request {request_id}.") from None
         headers = {REQUEST_ID_HEADER: request_id}
         if isinstance(first, dict):  # a whole response or an error: nothing follows
+            if "lorag_error" in first:
+                err = error_from_wire(first["lorag_error"])
+                self.metrics.finished(route_name, endpoint, err.status, started)
+                raise err
             if "error" in first:
                 err = from_vllm_error(first["error"], prompt_param)
                 self.metrics.finished(route_name, endpoint, err.status, started)
@@ -107,15 +116,23 @@ class OpenAIService:
             gauge.dec()
             self.metrics.finished(route, endpoint, status, started)
 
-    def _route(self, model: str | None) -> RouteConfig:
-        route = self.config.route(model or "")
-        if route is None:
-            raise ModelNotFoundError(str(model), [r.name for r in self.config.routes])
-        return route
+    async def _target(self, model: str) -> tuple[Any, dict[str, Any] | None]:
+        """The LLM handle for `model` (a route or a loaded adapter) and the adapter record."""
+        route = self.config.route(model)
+        if route is not None:
+            return self.llm[route.model], None
+        adapter = await self.adapters.resolve(model) if self.adapters is not None else None
+        if adapter is None:
+            raise ModelNotFoundError(model, [r.name for r in self.config.routes] +
+                                     ["the adapters in GET /v1/adapters"])
+        # Ray Serve routes to replicas that already hold this exact version.
+        handle = self.llm[adapter["base_model"]].options(
+            multiplexed_model_id=adapter["served_id"])
+        return handle, adapter
 
     # -- models, health, metrics -------------------------------------------
 
-    def list_models(self) -> dict[str, Any]:
+    async def list_models(self) -> dict[str, Any]:
         data = []
         for route in self.config.routes:
             model = self.config.models[route.model]
@@ -134,6 +151,12 @@ class OpenAIService:
             data.append({"id": name, "object": "model", "created": self.created,
                          "owned_by": "lorag", "root": source, "parent": None,
                          "lorag": {"kind": "embedding"}})
+        for adapter in await self.adapters.list_loaded() if self.adapters else []:
+            data.append({"id": adapter["id"], "object": "model",
+                         "created": int(adapter["created_at"]), "owned_by": "lorag",
+                         "root": adapter["source"], "parent": adapter["base_model"],
+                         "lorag": {"kind": "adapter", "base_model": adapter["base_model"],
+                                   "version": adapter["version"]}})
         return {"object": "list", "data": data}
 
     async def health(self) -> dict[str, Any]:

@@ -62,7 +62,12 @@ def build_from_config(config: LoragConfig):
     """Bind the ingress and one LLM deployment per base model."""
     from ray import serve
 
-    from serving.ingress import Ingress, LLMDeployment, RetrieverDeployment
+    from serving.ingress import (
+        AdapterRegistryDeployment,
+        Ingress,
+        LLMDeployment,
+        RetrieverDeployment,
+    )
 
     gpus = 1.0 if _cluster_has_gpus() else 0.0
     logging = {"enable_access_log": config.server.access_log,
@@ -82,11 +87,17 @@ def build_from_config(config: LoragConfig):
                                          default_gpus=0.0, logging=logging)
     retriever = (serve.deployment(RetrieverDeployment).options(**retriever_opts)
                  .bind(config.model_dump(mode="json")))
+    # One replica: the registry must have a single writer.
+    registry_opts = _deployment_options(
+        DeploymentConfig(num_replicas=1, num_cpus=config.adapter_store.num_cpus),
+        name="AdapterRegistry", default_gpus=0.0, logging=logging)
+    registry = (serve.deployment(AdapterRegistryDeployment).options(**registry_opts)
+                .bind(config.model_dump(mode="json")))
     ingress_opts = _deployment_options(config.server.ingress.deployment, name="Ingress",
                                        default_gpus=0.0, logging=logging)
     return (
         serve.deployment(Ingress).options(**ingress_opts)
-        .bind(config.model_dump(mode="json"), llm_handles, retriever)
+        .bind(config.model_dump(mode="json"), llm_handles, retriever, registry)
     )
 
 

@@ -11,6 +11,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -170,6 +171,43 @@ class RetrievalConfig(_Strict):
                                   description="Largest multipart upload accepted.")
 
 
+class AdapterStoreConfig(_Strict):
+    """Where adapters may come from and where registered versions are kept."""
+
+    data_dir: str | None = Field(
+        default=None,
+        description="Registry and frozen adapter copies (a persistent volume in Kubernetes, "
+        "shared by the LLM replicas); null means the retrieval data_dir.",
+    )
+    local_roots: list[str] = Field(
+        default_factory=list,
+        description="Folders local adapter sources must lie in (after resolving symlinks); "
+        "relative paths are relative to this config file. Empty: no local sources.",
+    )
+    allowed_schemes: list[Literal["file", "hf", "s3", "gs", "az", "memory"]] = Field(
+        default_factory=lambda: ["file", "hf", "s3"],
+        description="Source kinds accepted by POST /v1/adapters ('file' = local folders).",
+    )
+    storage_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="fsspec options per scheme, e.g. {s3: {endpoint_url: http://minio:9000}}; "
+        "credentials come from the environment (AWS_ACCESS_KEY_ID, ...), not from here.",
+    )
+    max_adapter_bytes: int = Field(default=512 * 1024 * 1024, ge=1024,
+                                   description="Largest adapter folder accepted.")
+    num_cpus: float = Field(default=0.1, ge=0,
+                            description="CPUs reserved by the (single) registry replica.")
+
+
+class AdapterSpec(_Strict):
+    """An adapter registered at start-up (idempotent: same content, same version)."""
+
+    source: str = Field(description="Local folder (relative to this config file), hf://org/"
+                        "name[@rev] or s3://bucket/prefix.")
+    base_model: str | None = Field(
+        default=None, description="Key in `models`; null when there is only one model.")
+
+
 class RouteConfig(_Strict):
     """What a client names as `model`."""
 
@@ -184,11 +222,14 @@ class LoragConfig(_Strict):
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     indexes: dict[str, IndexSpec] = Field(
         default_factory=dict, description="Indexes created at start-up if missing.")
+    adapter_store: AdapterStoreConfig = Field(default_factory=AdapterStoreConfig)
+    adapters: dict[str, AdapterSpec] = Field(
+        default_factory=dict, description="LoRA adapters registered at start-up, by name.")
     routes: list[RouteConfig] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _check_references(self) -> LoragConfig:
-        seen: set[str] = set()
+        seen: set[str] = set(self.retrieval.embedding_models)
         for i, route in enumerate(self.routes):
             if route.name in seen:
                 raise ValueError(f"routes.{i}.name: duplicate route name {route.name!r}")
@@ -202,7 +243,29 @@ class LoragConfig(_Strict):
         for key in self.models:
             if not re.match(_NAME_RE, key):
                 raise ValueError(f"models.{key}: model keys must match {_NAME_RE}")
+        for name, spec in self.adapters.items():
+            if name in seen:
+                raise ValueError(f"adapters.{name}: the name is already a route or model id")
+            self.adapter_base(name, spec.base_model)
         return self
+
+    def adapter_base(self, where: str, base_model: str | None) -> str:
+        """The model key an adapter runs on; ValueError naming `where` if unusable."""
+        if base_model is None:
+            if len(self.models) != 1:
+                raise ValueError(f"adapters.{where}.base_model: required when several "
+                                 "models are served")
+            base_model = next(iter(self.models))
+        if base_model not in self.models:
+            raise ValueError(f"adapters.{where}.base_model: unknown model {base_model!r}")
+        if not self.models[base_model].engine.enable_lora:
+            raise ValueError(f"adapters.{where}.base_model: model {base_model!r} has "
+                             "engine.enable_lora false")
+        return base_model
+
+    def reserved_names(self) -> set[str]:
+        """Ids a client can already name as `model`; adapters may not take them."""
+        return {r.name for r in self.routes} | set(self.retrieval.embedding_models)
 
     def route(self, name: str) -> RouteConfig | None:
         return next((r for r in self.routes if r.name == name), None)
@@ -220,10 +283,34 @@ def _format_validation_error(err: ValidationError) -> str:
     return "; ".join(lines)
 
 
-def parse_config(data: Any, source: str = "<config>") -> LoragConfig:
+def _local(path: str) -> bool:
+    return "://" not in path
+
+
+def _anchor_paths(data: dict[str, Any], base_dir: Path) -> None:
+    """Make relative local adapter paths relative to the config file, not the cwd."""
+    def anchor(p: Any) -> Any:
+        if not isinstance(p, str) or not _local(p):
+            return p
+        p = os.path.expanduser(p)
+        return p if os.path.isabs(p) else str((base_dir / p).resolve())
+
+    store = data.get("adapter_store")
+    if isinstance(store, dict) and isinstance(store.get("local_roots"), list):
+        store["local_roots"] = [anchor(p) for p in store["local_roots"]]
+    if isinstance(data.get("adapters"), dict):
+        for spec in data["adapters"].values():
+            if isinstance(spec, dict) and "source" in spec:
+                spec["source"] = anchor(spec["source"])
+
+
+def parse_config(data: Any, source: str = "<config>",
+                 base_dir: Path | None = None) -> LoragConfig:
     """Validate a parsed YAML/JSON document; raises ConfigError naming the field."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping")
+    if base_dir is not None:
+        _anchor_paths(data, base_dir)
     try:
         return LoragConfig.model_validate(data)
     except ValidationError as err:
@@ -241,4 +328,4 @@ def load_config(path: str | Path | None = None) -> LoragConfig:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    return parse_config(data, str(path))
+    return parse_config(data, str(path), base_dir=path.resolve().parent)

@@ -109,6 +109,18 @@ def from_vllm_error(error: dict[str, Any], prompt_param: str) -> LoragError:
     return LoragError(message)
 
 
+def error_to_wire(err: LoragError) -> dict[str, Any]:
+    """A typed error as plain data, to cross a Ray deployment boundary intact."""
+    return {"status": int(err.status), "type": err.type, "message": err.message,
+            "param": err.param, "code": err.code}
+
+
+def error_from_wire(err: dict[str, Any]) -> LoragError:
+    exc = LoragError(err["message"], param=err.get("param"), code=err.get("code"))
+    exc.status, exc.type = err["status"], err["type"]
+    return exc
+
+
 def pydantic_param(loc: tuple[Any, ...]) -> str | None:
     """Turn a pydantic error location into a dotted OpenAI `param`.
 

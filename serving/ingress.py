@@ -13,11 +13,17 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from ray import serve
 
+from serving.adapters_api import AdaptersAPI
 from serving.api import OpenAIService
 from serving.config import LoragConfig, ModelConfig
-from serving.errors import LoragError, from_pydantic_error, register_exception_handlers
+from serving.errors import (
+    LoragError,
+    error_to_wire,
+    from_pydantic_error,
+    register_exception_handlers,
+)
 from serving.llm_server import LLMServer
-from serving.retrieval_api import RetrievalAPI, error_to_wire
+from serving.retrieval_api import RetrievalAPI
 
 app = FastAPI(title="lorag", description="OpenAI-compatible RAG + LoRA inference server")
 register_exception_handlers(app)
@@ -27,9 +33,12 @@ register_exception_handlers(app)
 class Ingress:
     """The OpenAI-compatible HTTP surface; stateless, scale it freely."""
 
-    def __init__(self, config: dict[str, Any], llm_handles: dict[str, Any], retriever: Any):
+    def __init__(self, config: dict[str, Any], llm_handles: dict[str, Any], retriever: Any,
+                 adapter_registry: Any):
         cfg = LoragConfig.model_validate(config)
-        self.service = OpenAIService(cfg, llm_handles, retriever)
+        self.adapters = AdaptersAPI(cfg, adapter_registry, llm_handles)
+        self.service = OpenAIService(cfg, llm_handles, retriever, self.adapters,
+                                     adapter_registry)
         self.retrieval = RetrievalAPI(cfg, retriever)
 
     @app.post("/v1/chat/completions")
@@ -82,7 +91,23 @@ class Ingress:
 
     @app.get("/v1/models")
     async def models(self) -> dict[str, Any]:
-        return self.service.list_models()
+        return await self.service.list_models()
+
+    @app.post("/v1/adapters", status_code=201)
+    async def load_adapter(self, request: Request) -> Response:
+        return await self.adapters.load(request)
+
+    @app.get("/v1/adapters")
+    async def list_adapters(self) -> dict[str, Any]:
+        return await self.adapters.list()
+
+    @app.get("/v1/adapters/{name}")
+    async def get_adapter(self, name: str) -> dict[str, Any]:
+        return await self.adapters.get(name)
+
+    @app.delete("/v1/adapters/{name}")
+    async def unload_adapter(self, name: str) -> dict[str, Any]:
+        return await self.adapters.unload(name)
 
     @app.get("/health")
     async def health(self) -> dict[str, Any]:
@@ -95,19 +120,66 @@ class Ingress:
 
 
 class LLMDeployment:
-    """One vLLM engine per replica; requests arrive through deployment handles."""
+    """One vLLM engine per replica; requests arrive through deployment handles.
+
+    LoRA adapters are multiplexed: the ingress sends an adapter request with
+    ``multiplexed_model_id=<name@version>`` and the adapter's registry record;
+    Ray Serve prefers replicas that have that version loaded and keeps at most
+    `max_cpu_loras` per replica, evicting the least recently used.
+    """
 
     async def __init__(self, model_key: str, config: dict[str, Any], served_names: list[str]):
-        self.server = LLMServer(model_key, ModelConfig.model_validate(config), served_names)
+        cfg = ModelConfig.model_validate(config)
+        self.server = LLMServer(model_key, cfg, served_names)
         await self.server.start()
+        self._records: dict[str, dict[str, Any]] = {}
 
-    async def chat(self, request: Any) -> AsyncGenerator[dict | str, None]:
-        async for item in self.server.chat(request):
+        async def load_lora_adapter(served_id: str) -> Any:
+            return await self.server.adapters.load(self._records[served_id])
+
+        per_replica = cfg.engine.max_cpu_loras or cfg.engine.max_loras
+        self._adapter = serve.multiplexed(max_num_models_per_replica=per_replica)(
+            load_lora_adapter)
+
+    async def load_adapter(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Load a version here now (POST /v1/adapters checks the weights this way)."""
+        try:
+            await self._get_adapter(record)
+        except LoragError as err:
+            return {"error": error_to_wire(err)}
+        return {"result": self.server.adapters.loaded()}
+
+    async def _get_adapter(self, record: dict[str, Any]) -> Any:
+        if self.server.adapters is None:
+            raise LoragError("this model does not serve adapters (engine.enable_lora).")
+        self._records[record["served_id"]] = record
+        return await self._adapter(record["served_id"])
+
+    async def chat(self, request: Any, adapter: dict[str, Any] | None = None
+                   ) -> AsyncGenerator[dict | str, None]:
+        async for item in self._generate(self.server.chat, request, adapter):
             yield item
 
-    async def completions(self, request: Any) -> AsyncGenerator[dict | str, None]:
-        async for item in self.server.completions(request):
+    async def completions(self, request: Any, adapter: dict[str, Any] | None = None
+                          ) -> AsyncGenerator[dict | str, None]:
+        async for item in self._generate(self.server.completions, request, adapter):
             yield item
+
+    async def _generate(self, create: Any, request: Any, adapter: dict[str, Any] | None
+                        ) -> AsyncGenerator[dict | str, None]:
+        if adapter is None:
+            async for item in create(request):
+                yield item
+            return
+        try:
+            handle = await self._get_adapter(adapter)
+        except LoragError as err:
+            yield {"lorag_error": error_to_wire(err)}
+            return
+        with handle.use() as engine_name:
+            request.model = engine_name
+            async for item in create(request):
+                yield item
 
     async def ping(self) -> bool:
         await self.server.check_health()
@@ -160,3 +232,27 @@ class RetrieverDeployment:
     def __del__(self) -> None:
         if hasattr(self, "service"):
             self.service.close()
+
+
+class AdapterRegistryDeployment:
+    """The single writer of the adapter registry (one replica)."""
+
+    METHODS = frozenset({"register", "activate", "discard", "unregister", "resolve",
+                         "describe"})
+
+    async def __init__(self, config: dict[str, Any]):
+        from adapters.service import AdapterService
+
+        self.service = AdapterService(LoragConfig.model_validate(config))
+        await self.service.start()
+
+    async def ping(self) -> bool:
+        return True
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if method not in self.METHODS:
+            raise ValueError(f"unknown registry method {method}")
+        try:
+            return {"result": await getattr(self.service, method)(*args, **kwargs)}
+        except LoragError as err:
+            return {"error": error_to_wire(err)}

@@ -22,6 +22,7 @@ from typing import Any
 
 from serving.config import ModelConfig
 from serving.engine_args import engine_cli_args, parse_engine_args
+from serving.lora import AdapterSlots
 from serving.model_source import resolve_model_source
 from serving.streaming import coalesce
 
@@ -44,6 +45,7 @@ class LLMServer:
         self.engine = None
         self._chat = None
         self._completion = None
+        self.adapters: AdapterSlots | None = None
         self.max_model_len: int | None = None
 
     async def start(self) -> None:
@@ -60,6 +62,8 @@ class LLMServer:
         await init_app_state(self.engine, state, args, tasks)
         self._chat = state.openai_serving_chat
         self._completion = state.openai_serving_completion
+        if self.config.engine.enable_lora:
+            self.adapters = AdapterSlots(self.engine, state.openai_serving_models.lora_requests)
         self.max_model_len = self.engine.model_config.max_model_len
         logger.info("vLLM engine for %s is ready", self.model_key)
 

@@ -19,9 +19,9 @@ from retrieval.spec import IndexSpec
 from serving.config import LoragConfig
 from serving.errors import (
     InvalidRequestError,
-    LoragError,
     NotFoundError,
     PayloadTooLargeError,
+    error_from_wire,
     from_pydantic_error,
 )
 from serving.protocol import decode_json_body
@@ -54,17 +54,6 @@ class EmbeddingsRequest(_Body):
     input: str | list[str]
     encoding_format: str = Field(default="float", pattern="^(float|base64)$")
     user: str | None = None
-
-
-def error_from_wire(err: dict[str, Any]) -> LoragError:
-    exc = LoragError(err["message"], param=err.get("param"), code=err.get("code"))
-    exc.status, exc.type = err["status"], err["type"]
-    return exc
-
-
-def error_to_wire(err: LoragError) -> dict[str, Any]:
-    return {"status": int(err.status), "type": err.type, "message": err.message,
-            "param": err.param, "code": err.code}
 
 
 def _parse(model: type[BaseModel], body: dict[str, Any]) -> Any:

@@ -1,4 +1,9 @@
-"""Shared fixtures. The e2e server starts once per session and only if an e2e test runs."""
+"""Shared fixtures. The e2e server starts once per session and only if an e2e test runs.
+
+The session server serves the default config plus what the tests need: a
+folder of test adapters as an allowed local root, and a local S3 server
+(moto) as the object store for s3:// adapter sources.
+"""
 
 import os
 import socket
@@ -6,11 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from loadtest.servers import running
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_S = float(os.environ.get("LORAG_TEST_STARTUP_TIMEOUT_S", "900"))
+S3_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+          "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 def _free_port() -> int:
@@ -20,19 +28,86 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory) -> str:
-    """Start the real server (Ray Serve + vLLM on CPU + SmolLM2) with the default config."""
+def s3_url():
+    """A local S3-compatible server (moto's server mode) on 127.0.0.1."""
+    from moto.server import ThreadedMotoServer
+
+    os.environ.update(S3_ENV)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def adapter_root(tmp_path_factory) -> Path:
+    """Where tests put adapters the server may load (an allowed local root)."""
+    if os.environ.get("LORAG_TEST_URL"):
+        return Path(os.environ.get("LORAG_TEST_ADAPTER_ROOT", "/tmp"))
+    return tmp_path_factory.mktemp("adapters")
+
+
+def write_test_config(path: Path, adapter_root: Path, s3_url: str) -> Path:
+    cfg = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+    store = cfg.setdefault("adapter_store", {})
+    roots = [str((ROOT / "configs" / r).resolve()) for r in store.get("local_roots", [])]
+    store["local_roots"] = [*roots, str(adapter_root)]
+    store["storage_options"] = {"s3": {"endpoint_url": s3_url}}
+    for spec in cfg.get("adapters", {}).values():  # keep them relative to configs/
+        if "://" not in spec["source"]:
+            spec["source"] = str((ROOT / "configs" / spec["source"]).resolve())
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+class Server:
+    """The session's server; `restart()` stops it and starts it again on the same data."""
+
+    def __init__(self, tmp_path_factory, adapter_root: Path, s3_url: str):
+        work = tmp_path_factory.mktemp("server")
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = work / "lorag-serve.log"
+        self.env = {**os.environ, **S3_ENV,
+                    "LORAG_DATA_DIR": str(tmp_path_factory.mktemp("data"))}
+        config = write_test_config(work / "test.yaml", adapter_root, s3_url)
+        self.cmd = [sys.executable, "-m", "serving.cli", "serve", "--config", str(config),
+                    "--host", "127.0.0.1", "--port", str(self.port)]
+        self._ctx = None
+
+    def start(self) -> None:
+        self._ctx = running(self.cmd, self.url, self.log_path, STARTUP_TIMEOUT_S,
+                            env=self.env, cwd=ROOT)
+        try:
+            self._ctx.__enter__()
+        except (RuntimeError, TimeoutError) as err:
+            pytest.fail(f"lorag serve did not come up: {err}")
+
+    def stop(self) -> None:
+        if self._ctx is not None:
+            self._ctx.__exit__(None, None, None)
+            self._ctx = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, adapter_root, s3_url):
+    """Start the real server (Ray Serve + vLLM on CPU + SmolLM2) once per session."""
     if url := os.environ.get("LORAG_TEST_URL"):  # reuse a server someone already started
-        yield url.rstrip("/")
+        reused = Server.__new__(Server)
+        reused.url = url.rstrip("/")
+        yield reused
         return
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("server") / "lorag-serve.log"
-    env = {**os.environ, "LORAG_DATA_DIR": str(tmp_path_factory.mktemp("data"))}
-    cmd = [sys.executable, "-m", "serving.cli", "serve", "--config",
-           str(ROOT / "configs" / "default.yaml"), "--host", "127.0.0.1", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with running(cmd, url, log_path, STARTUP_TIMEOUT_S, env=env, cwd=ROOT):
-            yield url
-    except (RuntimeError, TimeoutError) as err:
-        pytest.fail(f"lorag serve did not come up: {err}")
+    srv = Server(tmp_path_factory, adapter_root, s3_url)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def server_url(server) -> str:
+    return server.url

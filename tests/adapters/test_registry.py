@@ -61,16 +61,21 @@ def test_model_names_normalize():
 @pytest.fixture
 def registry(tmp_path):
     roots = [tmp_path / "allowed"]
-    return AdapterRegistry(tmp_path / "data", SourceResolver(roots), LIMITS)
+    return AdapterRegistry(tmp_path / "data", SourceResolver(
+        roots, allowed_schemes=["file", "hf", "s3", "memory"]))
+
+
+def reg(registry, name, source, **kw):
+    return registry.register(name, source, base_model="smol", limits=LIMITS, **kw)
 
 
 def test_register_versions_and_idempotence(registry, tmp_path):
     src = make_adapter(tmp_path / "allowed" / "fmt")
-    v1 = registry.register("fmt", str(src))
+    v1 = reg(registry, "fmt", str(src))
     assert v1.version == "1" and registry.active("fmt") == v1
-    assert registry.register("fmt", str(src)) == v1  # same content: no new version
+    assert reg(registry, "fmt", str(src)) == v1  # same content: no new version
     make_adapter(src, weights=b"new weights" * 10)
-    v2 = registry.register("fmt", f"file://{src}")
+    v2 = reg(registry, "fmt", f"file://{src}")
     assert v2.version == "2" and v2.lora_int_id > v1.lora_int_id
     assert v2.served_id == "fmt@2" and registry.active("fmt") == v2
     make_adapter(src, weights=b"edited after registering")  # frozen copies are unaffected
@@ -79,27 +84,27 @@ def test_register_versions_and_idempotence(registry, tmp_path):
 
 
 def test_registry_persists(registry, tmp_path):
-    registry.register("fmt", str(make_adapter(tmp_path / "allowed" / "fmt")))
-    again = AdapterRegistry(tmp_path / "data", SourceResolver([tmp_path / "allowed"]), LIMITS)
+    reg(registry, "fmt", str(make_adapter(tmp_path / "allowed" / "fmt")))
+    again = AdapterRegistry(tmp_path / "data", SourceResolver([tmp_path / "allowed"]))
     assert again.active("fmt").version == "1"
     again.unregister("fmt")
     with pytest.raises(NotFoundError):
-        AdapterRegistry(tmp_path / "data", SourceResolver([]), LIMITS).active("fmt")
+        AdapterRegistry(tmp_path / "data", SourceResolver([])).active("fmt")
 
 
 def test_bad_sources(registry, tmp_path):
     make_adapter(tmp_path / "outside")
     with pytest.raises(InvalidRequestError) as info:
-        registry.register("x", str(tmp_path / "allowed" / ".." / "outside"))
+        reg(registry, "x", str(tmp_path / "allowed" / ".." / "outside"))
     assert info.value.code == "path_not_allowed"
     with pytest.raises(InvalidRequestError) as info:
-        registry.register("x", "../../etc")
+        reg(registry, "x", "../../etc")
     assert info.value.code == "path_not_allowed"
     with pytest.raises(InvalidRequestError) as info:
-        registry.register("x", "ftp://host/adapter")
+        reg(registry, "x", "ftp://host/adapter")
     assert info.value.code == "unsupported_source"
     with pytest.raises(InvalidRequestError) as info:
-        registry.register("bad name!", str(tmp_path / "allowed"))
+        reg(registry, "bad name!", str(tmp_path / "allowed"))
     assert info.value.param == "name"
     assert registry.list() == []
 
@@ -111,5 +116,5 @@ def test_object_store_source_through_fsspec(registry, tmp_path):
     local = make_adapter(tmp_path / "staging")
     for f in local.iterdir():
         fs.pipe(f"/bucket/fmt/{f.name}", f.read_bytes())
-    version = registry.register("fmt", "memory://bucket/fmt")
+    version = reg(registry, "fmt", "memory://bucket/fmt")
     assert version.rank == 8

@@ -1,0 +1,89 @@
+"""Ingress side of LoRA adapters: POST/GET/DELETE /v1/adapters and name resolution.
+
+Loading is three steps so that a bad adapter never becomes visible:
+
+1. the registry fetches, validates and records the version (not yet active);
+2. one LLM replica loads it into its engine (`multiplexed_model_id` = the
+   version's served id, so that replica is then preferred for it) - weights the
+   engine cannot use fail here with a 400;
+3. the registry activates it: from now on requests naming the adapter go to
+   this version, and requests already running on the previous one finish there.
+
+The registry answers ``{"result": ...}`` or ``{"error": {...}}``, like the retriever.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from serving.config import LoragConfig
+from serving.errors import NotFoundError, error_from_wire, from_pydantic_error
+from serving.protocol import decode_json_body
+
+
+class LoadAdapterRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="The `model` id clients will use.")
+    source: str = Field(description="Local folder, hf://org/name[@rev] or s3://bucket/prefix.")
+    version: str | None = Field(default=None, description="Version label; default 1, 2, ...")
+    base_model: str | None = Field(default=None, description="Key in the config's `models`.")
+
+
+class AdaptersAPI:
+    def __init__(self, config: LoragConfig, registry: Any, llm_handles: dict[str, Any]):
+        self.config = config
+        self.registry = registry
+        self.llm = llm_handles
+
+    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        reply = await self.registry.call.remote(method, *args, **kwargs)
+        if "error" in reply:
+            raise error_from_wire(reply["error"])
+        return reply["result"]
+
+    async def load(self, raw: Request) -> JSONResponse:
+        body = decode_json_body(await raw.body(), self.config.server.ingress.max_request_bytes)
+        try:
+            req = LoadAdapterRequest.model_validate(body)
+        except ValidationError as err:
+            raise from_pydantic_error(err) from None
+        record = await self._call("register", req.name, req.source, version=req.version,
+                                  base_model=req.base_model, activate=False)
+        llm = self.llm[record["base_model"]].options(multiplexed_model_id=record["served_id"])
+        reply = await llm.load_adapter.remote(record)
+        if "error" in reply:  # weights the engine cannot use: forget this version
+            await self._call("discard", req.name, record["version"])
+            raise error_from_wire(reply["error"])
+        await self._call("activate", req.name, record["version"])
+        return JSONResponse(await self.get(req.name), status_code=201)
+
+    async def unload(self, name: str) -> dict[str, Any]:
+        record = await self._call("unregister", name)
+        return {"id": name, "object": "adapter", "deleted": True, "version": record["version"]}
+
+    async def list(self) -> dict[str, Any]:
+        return {"object": "list", "data": await self._call("describe")}
+
+    async def list_loaded(self) -> list[dict[str, Any]]:
+        """Active versions, one per adapter name (for GET /v1/models)."""
+        out = []
+        for adapter in await self._call("describe"):
+            for v in adapter["versions"]:
+                if v["state"] == "active":
+                    out.append({"id": adapter["id"], **v})
+        return out
+
+    async def get(self, name: str) -> dict[str, Any]:
+        found = await self._call("describe", name)
+        if not found:
+            raise NotFoundError(f"adapter {name!r} does not exist.", param="name",
+                                code="adapter_not_found")
+        return found[0]
+
+    async def resolve(self, model: str) -> dict[str, Any] | None:
+        """The registry record of the active version of adapter `model`, or None."""
+        return await self._call("resolve", model)
