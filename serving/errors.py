@@ -68,8 +68,10 @@ def error_body(
     return {"error": {"message": sanitize(message), "type": type_, "param": param, "code": code}}
 
 
+# Any absolute path of two or more parts (not the path part of a URL like s3://b/k),
+# and any *.py file name.
 _PATH_RE = re.compile(
-    r"(?:/(?:home|usr|opt|var|tmp|root|lib|mnt|srv|work|etc|proc|data|app)(?:/[\w.\-]+)+)"
+    r"(?<![:\w/])/[\w.\-]+(?:/[\w.\-]+)+"
     r"|(?:[\w.\-]*/)*[\w\-]+\.py\b"
 )
 _TRACE_RE = re.compile(r'\n?\s*File "[^"]+", line \d+, in \S+(\n\s+.*)?')

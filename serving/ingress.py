@@ -128,9 +128,10 @@ class LLMDeployment:
     `max_cpu_loras` per replica, evicting the least recently used.
     """
 
-    async def __init__(self, model_key: str, config: dict[str, Any], served_names: list[str]):
+    async def __init__(self, model_key: str, config: dict[str, Any], served_names: list[str],
+                       server_cls: type = LLMServer):
         cfg = ModelConfig.model_validate(config)
-        self.server = LLMServer(model_key, cfg, served_names)
+        self.server = server_cls(model_key, cfg, served_names)
         await self.server.start()
         self._records: dict[str, dict[str, Any]] = {}
 

@@ -89,3 +89,31 @@ def test_engine_defaults_documented():
 
     for name, field in EngineConfig.model_fields.items():
         assert field.description, f"EngineConfig.{name} lacks a description"
+
+
+def test_adapter_config_errors_name_the_field():
+    with pytest.raises(ConfigError, match=r"adapters\.base: the name is already a route"):
+        parse_config(minimal(adapters={"base": {"source": "/a"}}))
+    with pytest.raises(ConfigError, match=r"adapters\.fmt\.base_model: unknown model 'nope'"):
+        parse_config(minimal(adapters={"fmt": {"source": "/a", "base_model": "nope"}}))
+    two = minimal(adapters={"fmt": {"source": "/a"}})
+    two["models"]["other"] = {"source": "org/other"}
+    with pytest.raises(ConfigError, match=r"adapters\.fmt\.base_model: required"):
+        parse_config(two)
+    with pytest.raises(ConfigError, match=r"adapter_store\.allowed_schemes\.0"):
+        parse_config(minimal(adapter_store={"allowed_schemes": ["ftp"]}))
+
+
+def test_local_adapter_paths_are_relative_to_the_config_file(tmp_path):
+    import yaml
+
+    path = tmp_path / "conf" / "lorag.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump(minimal(
+        adapter_store={"local_roots": ["../adapters", "/abs/root"]},
+        adapters={"fmt": {"source": "../adapters/fmt"}, "hub": {"source": "hf://org/x"}})))
+    cfg = load_config(path)
+    assert cfg.adapter_store.local_roots == [str(tmp_path / "adapters"), "/abs/root"]
+    assert cfg.adapters["fmt"].source == str(tmp_path / "adapters" / "fmt")
+    assert cfg.adapters["hub"].source == "hf://org/x"
+    assert cfg.adapter_base("fmt", None) == "smol"
