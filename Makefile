@@ -13,7 +13,7 @@ PIP := $(BIN)/python -m pip
 PIPQUIET := grep -v "is ignored: it is neither a file nor a directory" || true
 PYTEST_ARGS ?=
 
-.PHONY: install serve test unit e2e bench-compare clean
+.PHONY: install serve test unit e2e bench-compare bench-adapters sample-adapter clean
 
 install: $(STAMP)
 
@@ -49,6 +49,14 @@ e2e: install
 
 bench-compare: install
 	$(BIN)/python -m loadtest.compare_vllm --config $(CONFIG)
+
+bench-adapters: install
+	$(BIN)/python -m loadtest.bench_adapters --config $(CONFIG)
+
+# Retrains the committed sample adapter (a few minutes on CPU).
+sample-adapter: install
+	$(BIN)/lorag prepare-model --config $(CONFIG)
+	adapters/samples/train_json_format.sh
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -35,7 +35,8 @@ KEPT_METRICS = (
 )
 
 
-def run_benchmark(base_url: str, model: str, tokenizer: str, opts: argparse.Namespace) -> dict:
+def run_benchmark(base_url: str, model: str, tokenizer: str, opts: argparse.Namespace,
+                  extra_args: list[str] | None = None) -> dict:
     from vllm.benchmarks.serve import add_cli_args
     from vllm.benchmarks.serve import main as bench_main
     from vllm.utils.argparse_utils import FlexibleArgumentParser
@@ -49,6 +50,7 @@ def run_benchmark(base_url: str, model: str, tokenizer: str, opts: argparse.Name
         "--random-output-len", str(opts.output_len), "--num-prompts", str(opts.num_prompts),
         "--max-concurrency", str(opts.concurrency), "--num-warmups", str(opts.concurrency),
         "--seed", "0", "--percentile-metrics", "ttft,tpot,itl,e2el", "--disable-tqdm",
+        *(extra_args or []),
     ])
     out = io.StringIO()
     with redirect_stdout(out):  # vLLM's client prints its whole argument namespace

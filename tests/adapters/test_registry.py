@@ -1,6 +1,7 @@
 """Adapter sources, validation and the versioned registry (no engine needed)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +119,27 @@ def test_object_store_source_through_fsspec(registry, tmp_path):
         fs.pipe(f"/bucket/fmt/{f.name}", f.read_bytes())
     version = reg(registry, "fmt", "memory://bucket/fmt")
     assert version.rank == 8
+
+
+def test_inactive_registration_then_activate_or_discard(registry, tmp_path):
+    src = make_adapter(tmp_path / "allowed" / "fmt")
+    v1 = reg(registry, "fmt", str(src))
+    make_adapter(src, weights=b"v2 weights" * 10)
+    v2 = reg(registry, "fmt", str(src), activate=False)
+    assert registry.active("fmt") == v1  # not visible until activated
+    registry.discard("fmt", v2.version)
+    assert [v["version"] for v in registry.list()[0]["versions"]] == ["1"]
+    assert not Path(v2.path).exists() and Path(v1.path).exists()
+    v3 = reg(registry, "fmt", str(src), activate=False)
+    assert v3.lora_int_id > v2.lora_int_id  # engine ids are never reused
+    assert registry.activate("fmt", v3.version) == registry.active("fmt") == v3
+
+
+def test_hub_source_without_a_hub_is_a_clear_503(registry, monkeypatch):
+    from serving.errors import ServiceUnavailableError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ServiceUnavailableError, match="Hugging Face hub"):
+        reg(registry, "hub", "hf://org/some-adapter")
+    with pytest.raises(InvalidRequestError, match="hf://org/name"):
+        reg(registry, "hub", "hf://not-a-repo-id")
