@@ -3,6 +3,7 @@
     lorag serve [--config FILE] [--host H] [--port P]
     lorag prepare-model [--config FILE]
     lorag ingest PATH... --index NAME [--url URL] [--create]
+    lorag adapters train --base MODEL --data PAIRS.jsonl --out DIR [options]
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import signal
 import sys
 import threading
 
+from adapters.training import add_arguments as add_train_arguments
 from serving.config import ConfigError, LoragConfig, load_config
 
 logger = logging.getLogger("lorag")
@@ -112,6 +114,12 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
                         batch_size=args.batch_size)
 
 
+def _cmd_adapters_train(args: argparse.Namespace) -> int:
+    from adapters.training import run_command
+
+    return run_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lorag", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -131,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--create", action="store_true", help="create the index if missing")
     ingest.add_argument("--batch-size", type=int, default=16, help="files per request")
     ingest.set_defaults(func=_cmd_ingest)
+    adapters = sub.add_parser("adapters", help="LoRA adapter tools")
+    adapters_sub = adapters.add_subparsers(dest="adapters_command", required=True)
+    train = adapters_sub.add_parser("train", help="fine-tune a LoRA adapter on chat pairs")
+    add_train_arguments(train)
+    train.set_defaults(func=_cmd_adapters_train)
     return parser
 
 
