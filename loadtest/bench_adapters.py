@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -100,8 +101,11 @@ def main(argv: list[str] | None = None) -> int:
         config = write_config(opts.config, work, work / "config.yaml")
         cmd = [sys.executable, "-m", "serving.cli", "serve", "--config", str(config),
                "--host", "127.0.0.1", "--port", str(opts.port)]
+        # A data dir of its own: the benchmark's adapters must not linger in the user's.
+        env = {**os.environ, "LORAG_DATA_DIR": str(work / "data")}
         with running(cmd, url, opts.out.parent / "bench_adapters-server.log",
-                     opts.startup_timeout_s), httpx.Client(base_url=url, timeout=600) as http:
+                     opts.startup_timeout_s, env=env), \
+                httpx.Client(base_url=url, timeout=600) as http:
             loads = measure_loads(http, copies(opts.adapter, work, "probe", opts.loads))
             print(f"adapter load (POST /v1/adapters, local folder): p50 {loads['p50_ms']:.0f} ms"
                   f", p95 {loads['p95_ms']:.0f} ms over {loads['n']}", flush=True)
