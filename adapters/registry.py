@@ -3,8 +3,9 @@
     <data_dir>/adapters/registry.json                 name -> versions, active version
     <data_dir>/adapters/store/<name>/<hash[:16]>/     the frozen PEFT folder of a version
 
-`register(name, source, base_model=..., limits=...)` fetches the source into a private folder, validates it,
-and records a new version (content hash of the files). Registering the same
+`register(name, source, base_model=..., limits=...)` fetches the source into a
+private folder, validates it, and records a new version (content hash of the
+files); `activate=False` records it without serving it yet. Registering the same
 content again is a no-op that returns the existing version. Each version gets a
 never-reused integer `lora_int_id`, so an engine cache can never serve an old
 version's weights under a new version's name.
@@ -105,7 +106,8 @@ class AdapterRegistry:
                 record = AdapterVersion(
                     name=name, version=label, content_hash=info.content_hash,
                     lora_int_id=self._state["next_lora_int_id"], source=source,
-                    base_model=base_model, path=str(final), rank=info.rank, size_bytes=info.size_bytes,
+                    base_model=base_model, path=str(final), rank=info.rank,
+                    size_bytes=info.size_bytes,
                     created_at=time.time())
                 self._state["next_lora_int_id"] += 1
                 entry["versions"].append(asdict(record))

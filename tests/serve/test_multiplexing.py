@@ -71,8 +71,11 @@ def deploy(serve, name, replicas):
     from serving.ingress import LLMDeployment
 
     config = {"source": "fake", "engine": {"max_loras": 2}}
-    app = (serve.deployment(LLMDeployment).options(name=name, num_replicas=replicas, max_ongoing_requests=64,
-                                                   ray_actor_options={"num_cpus": 0.5})
+    # Affinity holds while the holding replica has room (max_ongoing_requests);
+    # past that Ray Serve spills requests to other replicas, which then load it.
+    app = (serve.deployment(LLMDeployment)
+           .options(name=name, num_replicas=replicas, max_ongoing_requests=64,
+                    ray_actor_options={"num_cpus": 0.5})
            .bind("fake", config, ["base"], FakeLLMServer))
     return serve.run(app, name=name, route_prefix=None)
 
