@@ -22,18 +22,13 @@ from typing import Any
 from adapters.registry import AdapterRegistry, AdapterVersion
 from adapters.sources import SourceResolver
 from adapters.validation import AdapterLimits
+from retrieval.service import default_data_dir
 from serving.config import LoragConfig
 from serving.errors import InvalidRequestError
 
 # Fields of a version that clients see; the store path stays internal.
 PUBLIC_FIELDS = ("version", "content_hash", "source", "base_model", "rank", "size_bytes",
                  "created_at")
-
-
-def default_data_dir() -> Path:
-    from retrieval.service import default_data_dir as retrieval_default
-
-    return retrieval_default()
 
 
 def record(version: AdapterVersion) -> dict[str, Any]:

@@ -33,15 +33,14 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from serving.model_source import public_model_name, resolve_model_source
+
 IGNORE_INDEX = -100  # label value torch's cross entropy skips: prompt and padding
 ROLES = frozenset({"system", "user", "assistant"})
 WARMUP_FRACTION = 0.1
 # The training loss before and after is measured on a fixed seeded sample of
 # this many training examples: on a CPU a full pass can cost as much as training.
 TRAIN_EVAL_EXAMPLES = 64
-# Builtin models are a local cache folder here, but an adapter must name its
-# base in a way any machine (and the registry's base-model check) understands.
-PORTABLE_BASE_NAMES = {"builtin:smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct"}
 
 
 class TrainingError(ValueError):
@@ -281,8 +280,6 @@ def _load_model(options: TrainOptions) -> tuple[Any, Any, Any]:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from serving.model_source import resolve_model_source
-
     path = resolve_model_source(options.base)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -348,11 +345,6 @@ def _optimize(model: Any, items: list[Encoded], options: TrainOptions, pad_id: i
     return losses
 
 
-def portable_base_name(base: str) -> str:
-    """What adapter_config.json names as the base: never a path of this machine's cache."""
-    return PORTABLE_BASE_NAMES.get(base, base)
-
-
 def _save(model: Any, options: TrainOptions, metrics: dict[str, Any]) -> None:
     import peft
     import torch
@@ -363,7 +355,8 @@ def _save(model: Any, options: TrainOptions, metrics: dict[str, Any]) -> None:
     model.save_pretrained(out)
     config_path = out / "adapter_config.json"
     config = json.loads(config_path.read_text())
-    config["base_model_name_or_path"] = portable_base_name(options.base)
+    # Name the base publicly, never by this machine's cache path.
+    config["base_model_name_or_path"] = public_model_name(options.base)
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     # peft's model card names the base by its local path; training.json says it all instead.
     (out / "README.md").unlink(missing_ok=True)

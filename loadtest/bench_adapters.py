@@ -29,11 +29,10 @@ import time
 from pathlib import Path
 
 import httpx
-import yaml
 
-from loadtest.compare_vllm import run_benchmark, summarize
+from loadtest.compare_vllm import add_workload_args, run_benchmark, summarize
 from loadtest.servers import running
-from serving.config import DEFAULT_CONFIG_PATH, load_config
+from serving.config import DEFAULT_CONFIG_PATH, dump_config, load_config, with_adapter_roots
 from serving.model_source import resolve_model_source
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,28 +62,13 @@ def measure_loads(http: httpx.Client, folders: list[Path]) -> dict:
             "all_ms": times_ms}
 
 
-def write_config(base_config: Path, root: Path, path: Path) -> Path:
-    cfg = yaml.safe_load(base_config.read_text())
-    store = cfg.setdefault("adapter_store", {})
-    roots = [str((base_config.parent / r).resolve()) for r in store.get("local_roots", [])]
-    store["local_roots"] = [*roots, str(root)]
-    for spec in cfg.get("adapters", {}).values():
-        if "://" not in spec["source"]:
-            spec["source"] = str((base_config.parent / spec["source"]).resolve())
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
     p.add_argument("--adapter", type=Path, default=ROOT / "adapters/samples/json-format")
     p.add_argument("--loads", type=int, default=10)
-    p.add_argument("--num-prompts", type=int, default=32)
-    p.add_argument("--input-len", type=int, default=256)
-    p.add_argument("--output-len", type=int, default=32)
-    p.add_argument("--concurrency", type=int, default=8)
+    add_workload_args(p)
     p.add_argument("--repeats", type=int, default=2, help="measured runs per mode")
     p.add_argument("--port", type=int, default=8013)
     p.add_argument("--startup-timeout-s", type=float, default=900)
@@ -98,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     url = f"http://127.0.0.1:{opts.port}"
     with tempfile.TemporaryDirectory(prefix="lorag-bench-adapters-") as tmp:
         work = Path(tmp)
-        config = write_config(opts.config, work, work / "config.yaml")
+        config = dump_config(with_adapter_roots(cfg, [str(work)]), work / "config.yaml")
         cmd = [sys.executable, "-m", "serving.cli", "serve", "--config", str(config),
                "--host", "127.0.0.1", "--port", str(opts.port)]
         # A data dir of its own: the benchmark's adapters must not linger in the user's.

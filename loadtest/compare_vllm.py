@@ -62,6 +62,14 @@ def run_benchmark(base_url: str, model: str, tokenizer: str, opts: argparse.Name
             if (v := result.get(k)) is not None}
 
 
+def add_workload_args(p: argparse.ArgumentParser) -> None:
+    """The workload vLLM's benchmark client runs (shared by the lorag benchmarks)."""
+    p.add_argument("--num-prompts", type=int, default=32)
+    p.add_argument("--input-len", type=int, default=256)
+    p.add_argument("--output-len", type=int, default=32)
+    p.add_argument("--concurrency", type=int, default=8)
+
+
 def summarize(runs: list[dict]) -> dict:
     keys = [k for k in KEPT_METRICS if all(isinstance(r.get(k), (int, float)) for r in runs)]
     return {k: statistics.median(r[k] for r in runs) for k in keys}
@@ -89,10 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="lorag config (default: configs/default.yaml)")
     p.add_argument("--route", help="route to benchmark (default: the first route)")
-    p.add_argument("--num-prompts", type=int, default=32)
-    p.add_argument("--input-len", type=int, default=256)
-    p.add_argument("--output-len", type=int, default=32)
-    p.add_argument("--concurrency", type=int, default=8)
+    add_workload_args(p)
     p.add_argument("--repeats", type=int, default=3, help="measured runs per server")
     p.add_argument("--warmup-runs", type=int, default=2, help="full runs discarded first")
     p.add_argument("--lorag-port", type=int, default=8011)

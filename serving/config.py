@@ -317,6 +317,21 @@ def parse_config(data: Any, source: str = "<config>",
         raise ConfigError(f"{source}: {_format_validation_error(err)}") from None
 
 
+def with_adapter_roots(config: LoragConfig, roots: list[str],
+                       storage_options: dict[str, dict[str, Any]] | None = None) -> LoragConfig:
+    """A copy that also accepts adapters from `roots` (tests, benchmarks)."""
+    store = config.adapter_store.model_copy(update={
+        "local_roots": [*config.adapter_store.local_roots, *roots],
+        "storage_options": storage_options or config.adapter_store.storage_options})
+    return config.model_copy(update={"adapter_store": store})
+
+
+def dump_config(config: LoragConfig, path: str | Path) -> Path:
+    """Write a loaded config back as YAML; its local paths are already absolute."""
+    Path(path).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    return Path(path)
+
+
 def load_config(path: str | Path | None = None) -> LoragConfig:
     """Read and validate a config file (the shipped default when path is None)."""
     path = Path(path) if path else DEFAULT_CONFIG_PATH

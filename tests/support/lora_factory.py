@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 BASE = "builtin:smollm2-135m-instruct"
-PORTABLE_BASE = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 def make_lora(out: Path, *, seed: int = 0, zero: bool = False, rank: int = 8,
@@ -20,7 +19,7 @@ def make_lora(out: Path, *, seed: int = 0, zero: bool = False, rank: int = 8,
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from serving.model_source import resolve_model_source
+    from serving.model_source import public_model_name, resolve_model_source
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(resolve_model_source(BASE),
@@ -37,7 +36,7 @@ def make_lora(out: Path, *, seed: int = 0, zero: bool = False, rank: int = 8,
     peft_model.save_pretrained(out)
     cfg_path = Path(out) / "adapter_config.json"
     cfg = json.loads(cfg_path.read_text())
-    cfg["base_model_name_or_path"] = PORTABLE_BASE
+    cfg["base_model_name_or_path"] = public_model_name(BASE)
     cfg_path.write_text(json.dumps(cfg, indent=2))
     (Path(out) / "README.md").unlink(missing_ok=True)
     return Path(out)
