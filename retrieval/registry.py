@@ -22,16 +22,11 @@ from pathlib import Path
 from retrieval.embedder import Embedder
 from retrieval.knowledge_base import KnowledgeBase
 from retrieval.spec import IndexSpec
-from serving.errors import InvalidRequestError, LoragError, NotFoundError
+from serving.errors import ConflictError, InvalidRequestError, NotFoundError
 
 logger = logging.getLogger(__name__)
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-
-
-class ConflictError(LoragError):
-    status = 409
-    type = "invalid_request_error"
 
 
 class IndexRegistry:
@@ -55,7 +50,10 @@ class IndexRegistry:
         with self._lock:
             if (self.root / name / "index.json").exists():
                 return self.get(name)
-            return self.create(name, spec)
+            try:
+                return self.create(name, spec)
+            except ConflictError:  # another replica created it first
+                return self.get(name)
 
     def create(self, name: str, spec: IndexSpec) -> KnowledgeBase:
         if not _NAME_RE.match(name):

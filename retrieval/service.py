@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from retrieval.knowledge_base import Document
-from retrieval.spec import IndexSpec
 from retrieval.registry import IndexRegistry
+from retrieval.spec import IndexSpec
 from serving.errors import InvalidRequestError, ModelNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -44,12 +44,16 @@ class RetrieverService:
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
         self.registry = IndexRegistry(self.data_dir)
         self.embedding_models = dict(embedding_models)
-        self._config_indexes = {name: IndexSpec.model_validate(spec)
-                                for name, spec in indexes.items()}
+        self._config_indexes = {name: IndexSpec.model_validate(
+            {k: v for k, v in spec.items() if k != "documents"}) for name, spec in indexes.items()}
+        self._seeds = {name: spec["documents"] for name, spec in indexes.items()
+                       if spec.get("documents")}
 
     async def start(self) -> None:
         for name, spec in self._config_indexes.items():
-            await asyncio.to_thread(self.registry.ensure, name, spec)
+            kb = await asyncio.to_thread(self.registry.ensure, name, spec)
+            if name in self._seeds:
+                await asyncio.to_thread(seed_index, kb, self._seeds[name])
         for source in self.embedding_models.values():
             await asyncio.to_thread(self.registry.embedder, source)
 
@@ -116,6 +120,26 @@ class RetrieverService:
                 for i, v in enumerate(vectors)]
         return {"object": "list", "data": data, "model": model,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+SEEDED_META = "seeded_from"
+
+
+def seed_index(kb: Any, folder: str) -> None:
+    """Ingest a config index's `documents` folder once, when the index is new.
+
+    The store remembers that seeding finished, so later starts never overwrite
+    documents changed or deleted through the API since.
+    """
+    if kb.store.get_meta(SEEDED_META) is not None:
+        return
+    from retrieval.files import load_documents
+
+    docs = [Document.model_validate(d) for d in load_documents([folder])]
+    for i in range(0, len(docs), 64):
+        kb.add_documents(docs[i:i + 64])
+    kb.store.set_meta(SEEDED_META, str(folder))
+    logger.info("index %s: seeded %d documents from %s", kb.name, len(docs), folder)
 
 
 def _encode(vector: np.ndarray, encoding_format: str) -> list[float] | str:

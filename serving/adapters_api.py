@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from serving.config import LoragConfig
-from serving.errors import NotFoundError, error_from_wire, from_pydantic_error
+from serving.errors import ConflictError, NotFoundError, error_from_wire, from_pydantic_error
 from serving.protocol import decode_json_body
 
 
@@ -62,6 +62,12 @@ class AdaptersAPI:
         return JSONResponse(await self.get(req.name), status_code=201)
 
     async def unload(self, name: str) -> dict[str, Any]:
+        users = [r.name for r in self.config.routes if r.adapter == name]
+        if users:
+            raise ConflictError(
+                f"adapter {name!r} is used by route(s) {', '.join(users)} of the server's "
+                "config; load a new version with POST /v1/adapters instead.",
+                param="name", code="adapter_in_use")
         record = await self._call("unregister", name)
         return {"id": name, "object": "adapter", "deleted": True, "version": record["version"]}
 

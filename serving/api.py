@@ -18,9 +18,11 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from serving.config import LoragConfig
+from serving import rag
+from serving.config import LoragConfig, RouteConfig
 from serving.errors import (
     REQUEST_ID_HEADER,
+    InvalidRequestError,
     LoragError,
     ModelNotFoundError,
     ServiceUnavailableError,
@@ -42,6 +44,7 @@ class OpenAIService:
         self.config = config
         self.llm = llm_handles
         self.adapters = adapters  # AdaptersAPI: resolves adapter names to versions
+        self.retriever = retriever
         # Every deployment /health asks: each answers `ping` once it is ready.
         self.probes = {f"llm:{k}": h for k, h in llm_handles.items()}
         if retriever is not None:
@@ -66,12 +69,28 @@ class OpenAIService:
         route_name = "-"
         try:
             body = decode_json_body(await raw.body(), self.config.server.ingress.max_request_bytes)
+            route = self.config.route(body.get("model")) if isinstance(
+                body.get("model"), str) else None
+            if route is not None:
+                body = route.sampling.apply(body)
             request = parse(body)
             handle, adapter = await self._target(request.model or "")
             route_name = request.model
             request.request_id = request_id
+            prompt = None
+            if route is not None and (route.retrieval or route.template.system):
+                if endpoint != "chat":
+                    if route.retrieval:
+                        raise InvalidRequestError(
+                            f"route {route.name!r} answers from retrieved sources; use "
+                            "/v1/chat/completions.", param="model", code="unsupported_endpoint")
+                else:
+                    prompt = await self._route_prompt(route, request)
+                    if prompt is not None and not prompt.get("hits", True):
+                        return self._no_context(route, request, request_id, started)
             upstream = getattr(handle.options(stream=True), endpoint)
-            stream = upstream.remote(request, adapter)
+            stream = (upstream.remote(request, adapter, prompt) if prompt is not None
+                      else upstream.remote(request, adapter))
             first = await anext(stream)
         except LoragError as err:
             self.metrics.finished(route_name, endpoint, err.status, started)
@@ -98,6 +117,44 @@ class OpenAIService:
             headers={**headers, "Cache-Control": "no-cache"},
         )
 
+    async def _route_prompt(self, route: RouteConfig, request: Any) -> dict[str, Any]:
+        """What the LLM replica needs to build the route's prompt: the template and,
+        for retrieval routes, the retrieved chunks that pass min_score."""
+        prompt: dict[str, Any] = {"template": route.template.model_dump()}
+        settings = route.retrieval
+        if settings is None:
+            return prompt
+        query = rag.search_query(request.messages, settings.query_turns)
+        if not query:
+            raise InvalidRequestError("the conversation has no user text to search with.",
+                                      param="messages", code="invalid_value")
+        t0 = time.perf_counter()
+        reply = await self.retriever.call.remote(
+            "search", settings.index, query, settings.top_k, None)
+        self.metrics.retrieval.labels(route.name, settings.index).observe(
+            time.perf_counter() - t0)
+        if "error" in reply:
+            raise error_from_wire(reply["error"])
+        hits = rag.usable_hits(reply["result"], settings)
+        self.metrics.sources.labels(route.name).observe(len(hits))
+        return {**prompt, "index": settings.index, "hits": hits,
+                "max_context_tokens": settings.max_context_tokens,
+                "add_markers": settings.add_markers}
+
+    def _no_context(self, route: RouteConfig, request: Any, request_id: str,
+                    started: float) -> Response:
+        """No chunk passed min_score: answer the route's no-context text, no generation."""
+        self.metrics.no_context.labels(route.name).inc()
+        self.metrics.finished(route.name, "chat", 200, started)
+        text = route.template.no_context_answer
+        headers = {REQUEST_ID_HEADER: request_id}
+        if not request.stream:
+            return JSONResponse(rag.no_context_response(request, route.name, text),
+                                headers=headers)
+        return StreamingResponse(iter(list(rag.no_context_stream(request, route.name, text))),
+                                 media_type="text/event-stream",
+                                 headers={**headers, "Cache-Control": "no-cache"})
+
     async def _relay(
         self, first: str, stream: Any, route: str, endpoint: str, started: float
     ) -> AsyncIterator[str]:
@@ -120,15 +177,22 @@ class OpenAIService:
         """The LLM handle for `model` (a route or a loaded adapter) and the adapter record."""
         route = self.config.route(model)
         if route is not None:
-            return self.llm[route.model], None
-        adapter = await self.adapters.resolve(model) if self.adapters is not None else None
-        if adapter is None:
-            raise ModelNotFoundError(model, [r.name for r in self.config.routes] +
-                                     ["the adapters in GET /v1/adapters"])
+            handle = self.llm[self.config.llm_key(route)]
+            if route.adapter is None:
+                return handle, None
+            adapter = await self.adapters.resolve(route.adapter)
+            if adapter is None:
+                raise ServiceUnavailableError(
+                    f"route {route.name!r} uses adapter {route.adapter!r}, which is not "
+                    "registered; POST /v1/adapters to load it.", code="adapter_unavailable")
+        else:
+            adapter = await self.adapters.resolve(model) if self.adapters is not None else None
+            if adapter is None:
+                raise ModelNotFoundError(model, [r.name for r in self.config.routes] +
+                                         ["the adapters in GET /v1/adapters"])
+            handle = self.llm[adapter["base_model"]]
         # Ray Serve routes to replicas that already hold this exact version.
-        handle = self.llm[adapter["base_model"]].options(
-            multiplexed_model_id=adapter["served_id"])
-        return handle, adapter
+        return handle.options(multiplexed_model_id=adapter["served_id"]), adapter
 
     # -- models, health, metrics -------------------------------------------
 
@@ -144,8 +208,7 @@ class OpenAIService:
                 "root": model.source,
                 "parent": None,
                 "max_model_len": model.engine.max_model_len,
-                "lorag": {"kind": "chat", "base_model": route.model,
-                          "description": route.description},
+                "lorag": self.route_info(route),
             })
         for name, source in self.config.retrieval.embedding_models.items():
             data.append({"id": name, "object": "model", "created": self.created,
@@ -158,6 +221,49 @@ class OpenAIService:
                          "lorag": {"kind": "adapter", "base_model": adapter["base_model"],
                                    "version": adapter["version"]}})
         return {"object": "list", "data": data}
+
+    def route_info(self, route: RouteConfig) -> dict[str, Any]:
+        """What a route combines: base model, adapter, retrieval, and the deployment."""
+        from serving.app import llm_deployment_name
+
+        return {
+            "kind": "route", "description": route.description, "base_model": route.model,
+            "adapter": route.adapter,
+            "retrieval": route.retrieval.model_dump() if route.retrieval else None,
+            "sampling": route.sampling.model_dump(exclude_none=True),
+            "deployment": llm_deployment_name(self.config.llm_key(route)),
+        }
+
+    async def deployments(self) -> dict[str, Any]:
+        """Ray Serve's view of this application (the controller's serve details, the
+        data behind the dashboard's /api/serve/applications/): each deployment's
+        status, replicas, target scaling, resources, and the routes it serves."""
+        from ray.serve.context import _get_global_client
+
+        details = await asyncio.to_thread(_get_global_client().get_serve_details)
+        app = details.get("applications", {}).get(self.config.server.app_name)
+        if app is None:
+            raise ServiceUnavailableError("the Ray Serve application is not running.")
+        serves: dict[str, list[str]] = {}
+        for route in self.config.routes:
+            serves.setdefault(self.route_info(route)["deployment"], []).append(route.name)
+        data = []
+        for name, dep in sorted(app["deployments"].items()):
+            cfg = dep.get("deployment_config", {})
+            states: dict[str, int] = {}
+            for replica in dep.get("replicas", []):
+                states[replica["state"]] = states.get(replica["state"], 0) + 1
+            data.append({
+                "name": name, "status": dep["status"], "replicas": states,
+                "target_num_replicas": dep.get("target_num_replicas"),
+                "num_replicas": cfg.get("num_replicas"),
+                "autoscaling_config": cfg.get("autoscaling_config"),
+                "ray_actor_options": {k: v for k, v in cfg.get("ray_actor_options", {}).items()
+                                      if k in ("num_cpus", "num_gpus")},
+                "routes": serves.get(name, []),
+            })
+        return {"object": "list", "application": self.config.server.app_name,
+                "status": app["status"], "data": data}
 
     async def health(self) -> dict[str, Any]:
         async def probe(key: str) -> tuple[str, str]:

@@ -54,12 +54,17 @@ def _deployment_options(dep: DeploymentConfig, *, name: str, default_gpus: float
     return opts
 
 
-def llm_deployment_name(model_key: str) -> str:
-    return f"LLM:{model_key}"
+def llm_deployment_name(key: str) -> str:
+    """`LLM:<model>` (shared by the model's routes) or `LLM:<model>:<route>` (a route's own)."""
+    return f"LLM:{key}"
 
 
-def build_from_config(config: LoragConfig):
-    """Bind the ingress and one LLM deployment per base model."""
+def build_from_config(config: LoragConfig, llm_server_cls: type | None = None):
+    """Bind the ingress, the LLM deployments (one per model, plus one per route that
+    asks for its own scaling), the retriever and the adapter registry.
+
+    `llm_server_cls` replaces vLLM's LLMServer (tests run the topology with a fake engine).
+    """
     from ray import serve
 
     from serving.ingress import (
@@ -72,16 +77,17 @@ def build_from_config(config: LoragConfig):
     gpus = 1.0 if _cluster_has_gpus() else 0.0
     logging = {"enable_access_log": config.server.access_log,
                "log_level": config.server.log_level}
+    extra = {"server_cls": llm_server_cls} if llm_server_cls is not None else {}
     llm_handles = {}
-    for key, model in config.models.items():
-        served = [r.name for r in config.routes_of(key)] or [key]
-        opts = _deployment_options(model.deployment, name=llm_deployment_name(key),
+    for key, (model_key, scaling, served) in config.llm_deployments().items():
+        model = config.models[model_key]
+        opts = _deployment_options(scaling, name=llm_deployment_name(key),
                                    default_gpus=gpus, logging=logging)
         # Engine start-up (weights, KV cache, warm-up) takes minutes on CPU.
         opts.update(health_check_timeout_s=120, graceful_shutdown_timeout_s=30)
         llm_handles[key] = (
             serve.deployment(LLMDeployment).options(**opts)
-            .bind(key, model.model_dump(mode="json"), served)
+            .bind(model_key, model.model_dump(mode="json"), served, **extra)
         )
     retriever_opts = _deployment_options(config.retrieval.deployment, name="Retriever",
                                          default_gpus=0.0, logging=logging)

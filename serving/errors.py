@@ -43,6 +43,11 @@ class NotFoundError(LoragError):
     type = "invalid_request_error"
 
 
+class ConflictError(LoragError):
+    status = HTTPStatus.CONFLICT
+    type = "invalid_request_error"
+
+
 class PayloadTooLargeError(LoragError):
     status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     type = "invalid_request_error"
@@ -71,7 +76,7 @@ def error_body(
 # Any absolute path of two or more parts (not the path part of a URL like s3://b/k),
 # and any *.py file name.
 _PATH_RE = re.compile(
-    r"(?<![:\w/])/[\w.\-]+(?:/[\w.\-]+)+"
+    r"(?<![:\w/])/(?!v1/)[\w.\-]+(?:/[\w.\-]+)+"  # API paths (/v1/...) are not files
     r"|(?:[\w.\-]*/)*[\w\-]+\.py\b"
 )
 _TRACE_RE = re.compile(r'\n?\s*File "[^"]+", line \d+, in \S+(\n\s+.*)?')

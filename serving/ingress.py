@@ -93,6 +93,10 @@ class Ingress:
     async def models(self) -> dict[str, Any]:
         return await self.service.list_models()
 
+    @app.get("/v1/deployments")
+    async def deployments(self) -> dict[str, Any]:
+        return await self.service.deployments()
+
     @app.post("/v1/adapters", status_code=201)
     async def load_adapter(self, request: Request) -> Response:
         return await self.adapters.load(request)
@@ -156,9 +160,13 @@ class LLMDeployment:
         self._records[record["served_id"]] = record
         return await self._adapter(record["served_id"])
 
-    async def chat(self, request: Any, adapter: dict[str, Any] | None = None
-                   ) -> AsyncGenerator[dict | str, None]:
-        async for item in self._generate(self.server.chat, request, adapter):
+    async def chat(self, request: Any, adapter: dict[str, Any] | None = None,
+                   prompt: dict[str, Any] | None = None) -> AsyncGenerator[dict | str, None]:
+        """`prompt`: the route's template and retrieved chunks (see `OpenAIService`)."""
+        def create(req: Any) -> Any:
+            return self.server.chat(req, prompt)
+
+        async for item in self._generate(create, request, adapter):
             yield item
 
     async def completions(self, request: Any, adapter: dict[str, Any] | None = None

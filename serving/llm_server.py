@@ -79,13 +79,49 @@ class LLMServer:
             raise RuntimeError("engine not started")
         await self.engine.check_health()
 
-    def chat(self, request: Any) -> AsyncGenerator[dict | str, None]:
-        return self._run(self._chat.create_chat_completion, request)
+    def chat(self, request: Any, prompt: dict[str, Any] | None = None
+             ) -> AsyncGenerator[dict | str, None]:
+        """Chat completion; `prompt` (from the route) adds instructions and sources."""
+        citations, marker_sources = None, None
+        if prompt:
+            citations, sources = self.apply_route_prompt(request, prompt)
+            marker_sources = sources if prompt.get("add_markers") else None
+        return self._run(self._chat.create_chat_completion, request, citations,
+                         marker_sources)
 
     def completions(self, request: Any) -> AsyncGenerator[dict | str, None]:
         return self._run(self._completion.create_completion, request)
 
-    async def _run(self, create: Any, request: Any) -> AsyncGenerator[dict | str, None]:
+    def apply_route_prompt(self, request: Any, prompt: dict[str, Any]
+                           ) -> tuple[list[dict] | None, list[str]]:
+        """Rewrite `request.messages` with the route's template; return the citations
+        and the rendered sources.
+
+        Sources are added in rank order while they fit in the smaller of the route's
+        max_context_tokens and what max_model_len leaves after the conversation and
+        the answer's max_tokens, counted with this model's tokenizer.
+        """
+        from serving import rag
+        from serving.config import PromptTemplate
+
+        template = PromptTemplate.model_validate(prompt["template"])
+        messages = list(request.messages)
+        hits = prompt.get("hits")
+        if hits is None:  # a plain route with instructions
+            request.messages = rag.build_messages(template, messages, retrieval=False)
+            return None, []
+        answer = (getattr(request, "max_completion_tokens", None) or request.max_tokens
+                  or rag.DEFAULT_ANSWER_RESERVE)
+        request.messages, chosen = rag.prepare_messages(
+            self.engine.get_tokenizer(), template, messages, hits,
+            max_context_tokens=prompt["max_context_tokens"],
+            max_model_len=self.max_model_len, answer_tokens=answer)
+        citations = [rag.citation(n, prompt["index"], hit)
+                     for n, (hit, _) in enumerate(chosen, 1)]
+        return citations, [text for _, text in chosen]
+
+    async def _run(self, create: Any, request: Any, citations: list[dict] | None = None,
+                   marker_sources: list[str] | None = None) -> AsyncGenerator[dict | str, None]:
         from vllm.entrypoints.serve.engine.protocol import ErrorResponse
         from vllm.entrypoints.serve.exception_handling.error_response import (
             create_error_response,
@@ -100,10 +136,28 @@ class LLMServer:
         if isinstance(result, ErrorResponse):
             yield result.model_dump()
         elif hasattr(result, "model_dump"):
-            yield result.model_dump(exclude_unset=False)
+            body = result.model_dump(exclude_unset=False)
+            if citations is not None:
+                body["citations"] = citations
+            if marker_sources:
+                from serving.rag import add_marker
+
+                for choice in body.get("choices", []):
+                    message = choice.get("message") or {}
+                    if isinstance(message.get("content"), str):
+                        message["content"] = add_marker(message["content"], marker_sources)
+            yield body
         else:
+            from serving.rag import MarkerStream, with_citations_first_event
+
             interval_s = self.config.stream_batching_interval_ms / 1000
+            first = citations is not None
+            markers = MarkerStream(marker_sources) if marker_sources else None
             async for chunk in coalesce(result, interval_s):
+                if first:
+                    chunk, first = with_citations_first_event(chunk, citations), False
+                if markers is not None:
+                    chunk = markers(chunk)
                 yield chunk
 
     def metrics_text(self) -> str:

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.parser import text_string_to_metric_families
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
+RETRIEVAL_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
 
 class IngressMetrics:
@@ -36,6 +37,19 @@ class IngressMetrics:
         self.in_flight = Gauge(
             "lorag_requests_in_flight", "Requests being answered.", labels,
             registry=self.registry,
+        )
+
+        self.retrieval = Histogram(
+            "lorag_retrieval_duration_seconds", "RAG routes: time to retrieve the sources.",
+            ("route", "index"), buckets=RETRIEVAL_BUCKETS, registry=self.registry,
+        )
+        self.sources = Histogram(
+            "lorag_retrieval_sources", "RAG routes: chunks passing min_score per request.",
+            ("route",), buckets=(0, 1, 2, 3, 4, 6, 8, 12, 16, 32), registry=self.registry,
+        )
+        self.no_context = Counter(
+            "lorag_no_context_answers", "RAG routes: requests answered 'no context' because "
+            "no chunk passed min_score.", ("route",), registry=self.registry,
         )
 
     def finished(self, route: str, endpoint: str, status: int, started: float) -> None:

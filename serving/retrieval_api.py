@@ -18,6 +18,7 @@ from retrieval.knowledge_base import Document
 from retrieval.spec import IndexSpec
 from serving.config import LoragConfig
 from serving.errors import (
+    ConflictError,
     InvalidRequestError,
     NotFoundError,
     PayloadTooLargeError,
@@ -92,6 +93,11 @@ class RetrievalAPI:
         return {"object": "index", **await self._call("index_stats", name)}
 
     async def delete_index(self, name: str) -> dict[str, Any]:
+        users = [r.name for r in self.config.routes if r.retrieval and r.retrieval.index == name]
+        if users:
+            raise ConflictError(
+                f"index {name!r} is used by route(s) {', '.join(users)} of the server's config; "
+                "delete or replace its documents instead.", param="name", code="index_in_use")
         await self._call("delete_index", name)
         return {"id": name, "object": "index", "deleted": True}
 

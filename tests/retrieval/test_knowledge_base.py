@@ -3,8 +3,8 @@
 import pytest
 
 from retrieval.knowledge_base import Document
-from retrieval.spec import IndexSpec
 from retrieval.registry import ConflictError, IndexRegistry
+from retrieval.spec import IndexSpec
 from serving.errors import InvalidRequestError, NotFoundError
 
 ZEBRA = "The zebra named Quill lives in the Lantern Valley and eats blue grass."

@@ -41,7 +41,7 @@ class FakeLLMServer:
     def close(self):
         pass
 
-    async def chat(self, request):
+    async def chat(self, request, prompt=None):
         await asyncio.sleep(0.01)
         yield {"replica": os.getpid(), "model": request.model,
                "engine_loras": sorted(self.engine.loaded)}

@@ -65,6 +65,11 @@ def test_sanitize_removes_paths_and_traces():
     assert out.startswith("boom")
 
 
+def test_sanitize_keeps_api_paths():
+    assert sanitize("use /v1/chat/completions, not /srv/app/v1/x") == \
+        "use /v1/chat/completions, not <path>"
+
+
 def test_pydantic_param_drops_schema_segments():
     loc = ("body", "function-wrap[__log_extra_fields__()]", "messages", 0, "role")
     assert pydantic_param(loc) == "messages.0.role"

@@ -1,0 +1,50 @@
+"""Documents from files: what `lorag ingest`, index seeding and `lorag eval` read.
+
+A file becomes one document: doc_id = file stem, title = stem (HTML titles come
+from <title>), format from the suffix, metadata {"source": file name}.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+FORMATS = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html": "html",
+           ".htm": "html"}
+
+
+class DocumentFileError(ValueError):
+    """Files that cannot become documents; the message names them."""
+
+
+def find_files(paths: list[str | Path]) -> list[Path]:
+    """Supported files under `paths` (folders recursively, sorted); errors name the path."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in FORMATS)
+        elif p.is_file():
+            if p.suffix.lower() not in FORMATS:
+                raise DocumentFileError(f"unsupported file type: {p} (use {', '.join(FORMATS)})")
+            files.append(p)
+        else:
+            raise DocumentFileError(f"no such file or folder: {p}")
+    dupes = sorted(s for s, n in Counter(f.stem for f in files).items() if n > 1)
+    if dupes:
+        raise DocumentFileError(f"several files map to the same doc_id: {', '.join(dupes)}")
+    return files
+
+
+def file_document(path: Path) -> dict[str, Any]:
+    fmt = FORMATS[path.suffix.lower()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DocumentFileError(f"{path} is not UTF-8 text") from None
+    return {"doc_id": path.stem, "text": text, "title": "" if fmt == "html" else path.stem,
+            "format": fmt, "metadata": {"source": path.name}}
+
+
+def load_documents(paths: list[str | Path]) -> list[dict[str, Any]]:
+    return [file_document(f) for f in find_files(paths)]

@@ -1,0 +1,273 @@
+"""Retrieval-augmented prompts and citations: pure functions, no Ray and no engine.
+
+The ingress retrieves (`search_query`, `usable_hits`); the LLM replica, which
+holds the model's tokenizer, fits the sources into the token budget
+(`fit_sources`) and rewrites the conversation (`build_messages`); both sides
+and the adapter training data (`adapters/samples/data/make_context_json.py`)
+render prompts with these same functions, so a LoRA trained to use sources
+sees at serving time exactly the prompt shape it was trained on.
+
+Citations follow Perplexity's chat-completions convention: a top-level
+`citations` array on the response (and on the first streamed chunk) whose
+entry ``n - 1`` is the source the inline marker ``[n]`` refers to. Perplexity
+lists URLs there; our entries are objects describing the indexed chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from serving.config import PromptTemplate, RetrievalSettings
+
+DEFAULT_ANSWER_RESERVE = 256  # tokens kept for the answer when the request sets no max_tokens
+SNIPPET_CHARS = 240
+_DELIMITER_RE = re.compile(r"</?\s*sources\s*>", re.I)
+MARKER_RE = re.compile(r"\[(\d{1,3})\]")
+
+
+def text_of(content: Any) -> str:
+    """The text of a message's content (a string or a list of content parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") for p in content
+                         if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+def search_query(messages: list[dict[str, Any]], turns: int = 1) -> str:
+    """The search query: the text of the latest `turns` user messages, oldest first."""
+    users = [text_of(m.get("content")).strip() for m in messages if m.get("role") == "user"]
+    return "\n".join(t for t in users[-turns:] if t)
+
+
+def usable_hits(hits: list[dict[str, Any]], settings: RetrievalSettings) -> list[dict[str, Any]]:
+    """Hits at or above min_score, best first."""
+    kept = [h for h in hits if h["score"] >= settings.min_score]
+    return sorted(kept, key=lambda h: -h["score"])
+
+
+def render_source(template: PromptTemplate, n: int, hit: dict[str, Any],
+                  text: str | None = None) -> str:
+    """One numbered source; the block delimiters are neutralised inside document text."""
+    title, section = hit.get("title") or hit["doc_id"], hit.get("section") or ""
+    body = _DELIMITER_RE.sub("(sources)", hit["text"] if text is None else text)
+    return template.source.format(
+        n=n, doc_id=hit["doc_id"], chunk_id=hit.get("chunk_id", ""), title=title,
+        section=section, heading=f"{title} > {section}" if section else title, text=body)
+
+
+def build_messages(template: PromptTemplate, messages: list[dict[str, Any]], *,
+                   retrieval: bool, sources: list[str] | None = None) -> list[dict[str, Any]]:
+    """The conversation the model sees: route instructions first, sources in the last
+    user message (retrieval routes), everything else as the client sent it."""
+    out = [dict(m) for m in messages]
+    system = template.system_for(retrieval)
+    if system:
+        if out and out[0].get("role") in ("system", "developer"):
+            out[0]["content"] = f"{system}\n\n{text_of(out[0].get('content'))}"
+            out[0]["role"] = "system"
+        else:
+            out.insert(0, {"role": "system", "content": system})
+    if retrieval:
+        last = max(i for i, m in enumerate(out) if m.get("role") == "user")
+        question = text_of(out[last].get("content")).strip()
+        out[last]["content"] = template.context.format(
+            sources="\n\n".join(sources or []), question=question)
+    return out
+
+
+def fit_sources(template: PromptTemplate, hits: list[dict[str, Any]], budget: int,
+                count: Callable[[str], int], truncate: Callable[[str, int], str]
+                ) -> list[tuple[dict[str, Any], str]]:
+    """Sources in rank order while they fit in `budget` tokens; the best one is
+    shortened rather than dropped when it alone is too long."""
+    chosen: list[tuple[dict[str, Any], str]] = []
+    used = 0
+    for hit in hits:
+        n = len(chosen) + 1
+        rendered = render_source(template, n, hit)
+        cost = count(rendered) + 2  # the blank line between sources
+        if used + cost > budget:
+            if chosen:
+                break
+            overhead = count(render_source(template, n, hit, text="")) + 2
+            room = budget - overhead
+            if room < 16:
+                break
+            rendered = render_source(template, n, hit, text=truncate(hit["text"], room))
+            cost = count(rendered) + 2
+        chosen.append((hit, rendered))
+        used += cost
+    return chosen
+
+
+def prepare_messages(tokenizer: Any, template: PromptTemplate, messages: list[dict[str, Any]],
+                     hits: list[dict[str, Any]], *, max_context_tokens: int,
+                     max_model_len: int, answer_tokens: int
+                     ) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]:
+    """The retrieval route's final conversation and the sources it holds.
+
+    Sources get the smaller of `max_context_tokens` and what `max_model_len`
+    leaves after the rest of the prompt (chat template included) and the answer,
+    counted with the model's own tokenizer, so the prompt never overflows.
+    """
+    def count(text: str) -> int:
+        return len(tokenizer.encode(text, add_special_tokens=False))
+
+    def truncate(text: str, tokens: int) -> str:
+        return tokenizer.decode(tokenizer.encode(text, add_special_tokens=False)[:tokens])
+
+    bare = build_messages(template, messages, retrieval=True, sources=[])
+    used = count(tokenizer.apply_chat_template(
+        [{**m, "content": text_of(m.get("content"))} for m in bare],
+        tokenize=False, add_generation_prompt=True))
+    budget = min(max_context_tokens, max_model_len - used - answer_tokens)
+    chosen = fit_sources(template, hits, budget, count, truncate)
+    final = build_messages(template, messages, retrieval=True,
+                           sources=[text for _, text in chosen])
+    return final, chosen
+
+
+def citation(n: int, index: str, hit: dict[str, Any]) -> dict[str, Any]:
+    """One entry of the `citations` array (documented in README, "Citations")."""
+    text = " ".join(hit["text"].split())
+    snippet = text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS - 1].rstrip() + "…"
+    return {"number": n, "index": index, "doc_id": hit["doc_id"],
+            "chunk_id": hit.get("chunk_id"), "title": hit.get("title") or hit["doc_id"],
+            "section": hit.get("section") or "", "snippet": snippet,
+            "score": round(float(hit["score"]), 4)}
+
+
+def cited_numbers(text: str, count: int) -> list[int]:
+    """The source numbers [n] that `text` cites, in order of first use, 1..count only."""
+    seen: list[int] = []
+    for m in MARKER_RE.finditer(text or ""):
+        n = int(m.group(1))
+        if 1 <= n <= count and n not in seen:
+            seen.append(n)
+    return seen
+
+
+_WORD_RE = re.compile(r"[\w€$£%.-]+")
+_STOP = frozenset("""the and for are was were with that this from have has had not but
+what when where which who whom how why does did can could would should will shall may
+might must its their there they them then than into onto over under about after before
+our your you his her she him per any all each every some such only also very just more
+most less least one two yes""".split())
+
+
+def _terms(text: str) -> set[str]:
+    out = set()
+    for w in _WORD_RE.findall(text.lower()):
+        w = w.strip(".-")
+        if any(c.isdigit() for c in w) or (len(w) >= 3 and w not in _STOP):
+            out.add(w)
+    return out
+
+
+def attribute(answer: str, sources: list[str]) -> int | None:
+    """The number of the source an answer draws on most (shared terms; numbers and
+    codes count triple), or None when no source shares at least two terms' worth."""
+    terms = _terms(answer)
+    best, best_score = None, 0
+    for n, text in enumerate(sources, 1):
+        shared = terms & _terms(text)
+        score = sum(3 if any(c.isdigit() for c in w) else 1 for w in shared)
+        if score > best_score:
+            best, best_score = n, score
+    return best if best_score >= 2 else None
+
+
+def add_marker(answer: str, sources: list[str]) -> str:
+    """`answer` with " [n]" appended when it cites nothing and draws on source n."""
+    if cited_numbers(answer, len(sources)):
+        return answer
+    n = attribute(answer, sources)
+    return answer if n is None else f"{answer.rstrip()} [{n}]"
+
+
+class MarkerStream:
+    """Adds the marker of `add_marker` to streamed answers: SSE in, SSE out. Each
+    choice's text is accumulated; its finishing chunk gets " [n]" if it cited nothing."""
+
+    def __init__(self, sources: list[str]):
+        self.sources = sources
+        self.texts: dict[int, str] = {}
+
+    def __call__(self, sse: str) -> str:
+        out = []
+        for event in sse.split("\n\n"):
+            if not event.startswith("data: ") or event == "data: [DONE]":
+                out.append(event)
+                continue
+            body = json.loads(event[len("data: "):])
+            changed = False
+            for choice in body.get("choices") or []:
+                delta = choice.get("delta") or {}
+                i = choice.get("index", 0)
+                self.texts[i] = self.texts.get(i, "") + (delta.get("content") or "")
+                if choice.get("finish_reason") is not None:
+                    marked = add_marker(self.texts[i], self.sources)
+                    if marked != self.texts[i]:
+                        extra = marked[len(self.texts[i].rstrip()):]
+                        choice["delta"] = {**delta, "content": (delta.get("content") or "")
+                                           + extra}
+                        changed = True
+            out.append(f"data: {json.dumps(body, ensure_ascii=False)}" if changed else event)
+        return "\n\n".join(out)
+
+
+def with_citations_first_event(sse: str, citations: list[dict[str, Any]]) -> str:
+    """Add `citations` to the first `data:` event of an SSE string."""
+    head, sep, rest = sse.partition("\n\n")
+    if not head.startswith("data: ") or head.strip() == "data: [DONE]":
+        return sse
+    event = json.loads(head[len("data: "):])
+    event["citations"] = citations
+    return f"data: {json.dumps(event, ensure_ascii=False)}{sep}{rest}"
+
+
+# -- answers without the model (no source passed min_score) ---------------------------
+
+
+def _n(request: Any) -> int:
+    return getattr(request, "n", None) or 1
+
+
+def no_context_response(request: Any, model: str, text: str) -> dict[str, Any]:
+    """A chat.completion answering `text` (no tokens generated: usage is zero)."""
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
+        "created": int(time.time()), "model": model,
+        "choices": [{"index": i, "message": {"role": "assistant", "content": text},
+                     "logprobs": None, "finish_reason": "stop"} for i in range(_n(request))],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        "citations": [],
+    }
+
+
+def no_context_stream(request: Any, model: str, text: str) -> Iterator[str]:
+    """The same answer as SSE chunks: role (+ citations), content, finish, usage, [DONE]."""
+    base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",
+            "created": int(time.time()), "model": model}
+
+    def event(choices: list[dict[str, Any]], **extra: Any) -> str:
+        return f"data: {json.dumps({**base, 'choices': choices, **extra}, ensure_ascii=False)}\n\n"
+
+    n = _n(request)
+    yield event([{"index": i, "delta": {"role": "assistant", "content": ""},
+                  "logprobs": None, "finish_reason": None} for i in range(n)], citations=[])
+    yield event([{"index": i, "delta": {"content": text}, "logprobs": None,
+                  "finish_reason": None} for i in range(n)])
+    yield event([{"index": i, "delta": {}, "logprobs": None, "finish_reason": "stop"}
+                 for i in range(n)])
+    options = getattr(request, "stream_options", None)
+    if options is not None and getattr(options, "include_usage", False):
+        yield event([], usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
+    yield "data: [DONE]\n\n"
