@@ -1,5 +1,6 @@
 """Knowledge base: add/replace/delete semantics, no-op re-ingest, persistence, replicas."""
 
+import numpy as np
 import pytest
 
 from retrieval.knowledge_base import Document
@@ -138,3 +139,12 @@ def test_index_recreated_by_another_replica_is_reopened(tmp_path, embedder):
     a.delete("kb")
     a.create("kb", IndexSpec(type="flat")).add_documents([doc("o", OTTER)])
     assert [h["doc_id"] for h in b.get("kb").search("animal", 5)] == ["o"]
+
+
+def test_small_batches_embed_exactly_like_sentence_transformers():
+    from retrieval.embedder import SMALL_BATCH, Embedder
+
+    e = Embedder("builtin:all-minilm-l6-v2")
+    texts = ["Where is the seed vault?", "x", "a long query " * 400][:SMALL_BATCH]
+    expected = e.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    assert np.abs(e.encode(texts) - expected).max() < 1e-5
