@@ -319,9 +319,10 @@ class SamplingDefaults(_Strict):
         """The request body with the unset parameters filled from these defaults."""
         out = dict(body)
         for key, value in self.model_dump(exclude_none=True).items():
-            if key == "max_tokens" and "max_completion_tokens" in body:
+            if key == "max_tokens" and body.get("max_completion_tokens") is not None:
                 continue
-            out.setdefault(key, value)
+            if out.get(key) is None:  # absent or null: the route's default applies
+                out[key] = value
         return out
 
 

@@ -103,6 +103,7 @@ def test_sampling_defaults_fill_only_unset_parameters():
     sampling = cfg.route("r").sampling
     assert sampling.apply({"model": "r"}) == {"model": "r", "temperature": 0, "max_tokens": 64}
     assert sampling.apply({"temperature": 0.7})["temperature"] == 0.7
+    assert sampling.apply({"temperature": None})["temperature"] == 0  # null = unset
     # max_completion_tokens is the chat name of max_tokens: the default must not add both.
     assert "max_tokens" not in sampling.apply({"max_completion_tokens": 5})
 
