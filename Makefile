@@ -13,7 +13,8 @@ PIP := $(BIN)/python -m pip
 PIPQUIET := grep -v "is ignored: it is neither a file nor a directory" || true
 PYTEST_ARGS ?=
 
-.PHONY: install serve test unit e2e bench-compare bench-adapters sample-adapter clean
+.PHONY: install serve test unit e2e bench-compare bench-adapters bench-rag sample-adapter \
+	sample-adapter-hybrid clean
 
 install: $(STAMP)
 
@@ -53,10 +54,18 @@ bench-compare: install
 bench-adapters: install
 	$(BIN)/python -m loadtest.bench_adapters --config $(CONFIG)
 
-# Retrains the committed sample adapter (a few minutes on CPU).
+bench-rag: install
+	$(BIN)/python -m loadtest.bench_rag_overhead
+
+# Retrain the committed sample adapters: json-format (~10 minutes on this CPU) and
+# context-json, the hybrid route's (~35 minutes).
 sample-adapter: install
 	$(BIN)/lorag prepare-model --config $(CONFIG)
 	adapters/samples/train_json_format.sh
+
+sample-adapter-hybrid: install
+	$(BIN)/lorag prepare-model --config $(CONFIG)
+	adapters/samples/train_context_json.sh
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
