@@ -7,7 +7,7 @@ from <title>), format from the suffix, metadata {"source": file name}.
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 FORMATS = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html": "html",
@@ -36,14 +36,20 @@ def find_files(paths: list[str | Path]) -> list[Path]:
     return files
 
 
-def file_document(path: Path) -> dict[str, Any]:
+def named_document(name: str, text: str) -> dict[str, Any]:
+    """The document a file called `name` (suffix in FORMATS) holding `text` becomes."""
+    path = PurePath(name)
     fmt = FORMATS[path.suffix.lower()]
+    return {"doc_id": path.stem, "text": text, "title": "" if fmt == "html" else path.stem,
+            "format": fmt, "metadata": {"source": path.name}}
+
+
+def file_document(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise DocumentFileError(f"{path} is not UTF-8 text") from None
-    return {"doc_id": path.stem, "text": text, "title": "" if fmt == "html" else path.stem,
-            "format": fmt, "metadata": {"source": path.name}}
+    return named_document(path.name, text)
 
 
 def load_documents(paths: list[str | Path]) -> list[dict[str, Any]]:

@@ -102,7 +102,7 @@ class LLMServer:
         the answer's max_tokens, counted with this model's tokenizer.
         """
         from serving import rag
-        from serving.config import PromptTemplate
+        from serving.route_settings import PromptTemplate
 
         template = PromptTemplate.model_validate(prompt["template"])
         messages = list(request.messages)

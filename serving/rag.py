@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from serving.config import PromptTemplate, RetrievalSettings
+from serving.route_settings import PromptTemplate, RetrievalSettings
 
 DEFAULT_ANSWER_RESERVE = 256  # tokens kept for the answer when the request sets no max_tokens
 SNIPPET_CHARS = 240

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from retrieval.files import FORMATS, named_document
 from retrieval.knowledge_base import Document
 from retrieval.spec import IndexSpec
 from serving.config import LoragConfig
@@ -26,9 +27,6 @@ from serving.errors import (
     from_pydantic_error,
 )
 from serving.protocol import decode_json_body
-
-UPLOAD_FORMATS = {".md": "markdown", ".markdown": "markdown", ".txt": "text",
-                  ".html": "html", ".htm": "html"}
 
 
 class _Body(BaseModel):
@@ -163,7 +161,7 @@ class RetrievalAPI:
 async def _file_document(item: Any) -> dict[str, Any]:
     name = PurePath(item.filename or "").name
     suffix = PurePath(name).suffix.lower()
-    if suffix not in UPLOAD_FORMATS:
+    if suffix not in FORMATS:
         raise InvalidRequestError(
             f"unsupported file type {suffix or name!r}; upload .md, .txt or .html files.",
             param="files", code="unsupported_file_type")
@@ -172,6 +170,4 @@ async def _file_document(item: Any) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise InvalidRequestError(f"{name} is not UTF-8 text.", param="files",
                                   code="invalid_encoding") from None
-    stem = PurePath(name).stem
-    return {"doc_id": stem, "text": text, "title": "" if suffix in (".html", ".htm") else stem,
-            "metadata": {"source": name}, "format": UPLOAD_FORMATS[suffix]}
+    return named_document(name, text)

@@ -4,7 +4,7 @@ import json
 from types import SimpleNamespace
 
 from serving import rag
-from serving.config import DEFAULT_RAG_SYSTEM, PromptTemplate, RetrievalSettings
+from serving.route_settings import DEFAULT_RAG_SYSTEM, PromptTemplate, RetrievalSettings
 
 T = PromptTemplate()
 
