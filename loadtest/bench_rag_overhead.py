@@ -87,6 +87,25 @@ def build_index(data_dir: Path, spec, chunks: int) -> dict:
     return stats
 
 
+def reuse_index(data_dir: Path, spec, chunks: int) -> dict | None:
+    """The stats of an index built earlier in `data_dir` with this spec and size, if any."""
+    from retrieval.registry import IndexRegistry
+
+    if not (data_dir / "indexes" / INDEX / "index.json").exists():
+        return None
+    registry = IndexRegistry(data_dir)
+    try:
+        kb = registry.get(INDEX)
+        stats = kb.stats()
+        if kb.spec != spec or stats["chunks"] != chunks:
+            raise SystemExit(f"{data_dir} holds a different bench index ({stats}); "
+                             "remove it or pick another --data-dir")
+        print(f"  reusing the index in {data_dir}: {stats}", flush=True)
+        return stats
+    finally:
+        registry.close()
+
+
 def stream_ttft(http: httpx.Client, model: str, messages: list[dict]) -> tuple[float, int]:
     """Seconds to the first content token, and the prompt's token count."""
     body = {"model": model, "messages": messages, "stream": True, "max_tokens": 2,
@@ -132,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=8014)
     p.add_argument("--startup-timeout-s", type=float, default=900)
     p.add_argument("--out", type=Path, default=Path("results/bench_rag_overhead.json"))
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="keep the built index here and reuse it on later runs (default: a "
+                   "temporary directory, rebuilt every run)")
     opts = p.parse_args(argv)
     opts.out.parent.mkdir(parents=True, exist_ok=True)
 
@@ -167,11 +189,14 @@ def main(argv: list[str] | None = None) -> int:
     mismatched = 0
     with tempfile.TemporaryDirectory(prefix="lorag-bench-rag-") as tmp:
         work = Path(tmp)
-        stats = build_index(work / "data", cfg.indexes[INDEX].spec(), opts.chunks)
+        data_dir = opts.data_dir or work / "data"
+        stats = reuse_index(data_dir, cfg.indexes[INDEX].spec(), opts.chunks)
+        if stats is None:
+            stats = build_index(data_dir, cfg.indexes[INDEX].spec(), opts.chunks)
         config = dump_config(cfg, work / "config.yaml")
         cmd = [sys.executable, "-m", "serving.cli", "serve", "--config", str(config),
                "--host", "127.0.0.1", "--port", str(opts.port)]
-        env = {**os.environ, "LORAG_DATA_DIR": str(work / "data")}
+        env = {**os.environ, "LORAG_DATA_DIR": str(data_dir)}
         with running(cmd, url, opts.out.parent / "bench_rag_overhead-server.log",
                      opts.startup_timeout_s, env=env), \
                 httpx.Client(base_url=url, timeout=600) as http:
@@ -205,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     diffs = [r - b for r, b in zip(samples["rag"], samples["base"], strict=True)]
     report = {
         "index": {"chunks": stats["chunks"], "documents": stats["documents"],
-                  "type": opts.type, "top_k": retrieval.top_k},
+                  "type": opts.type, "top_k": retrieval.top_k,
+                  "ef_search": cfg.indexes[INDEX].ef_search},
         "requests_per_route": len(samples["rag"]),
         "prompt_token_mismatches": mismatched,
         "median_ttft_ms": medians,

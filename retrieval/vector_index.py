@@ -44,7 +44,7 @@ def gpu_available() -> bool:
 
 class VectorIndex:
     def __init__(self, dim: int, kind: str = "flat", *, hnsw_m: int = 32,
-                 ef_construction: int = 200, ef_search: int = 512, use_gpu: bool | None = None):
+                 ef_construction: int = 200, ef_search: int = 128, use_gpu: bool | None = None):
         if kind not in KINDS:
             raise ValueError(f"unknown index type {kind!r}; known: {', '.join(KINDS)}")
         self.dim, self.kind = dim, kind

@@ -145,6 +145,30 @@ def test_small_batches_embed_exactly_like_sentence_transformers():
     from retrieval.embedder import SMALL_BATCH, Embedder
 
     e = Embedder("builtin:all-minilm-l6-v2")
+    assert e.query_encoder is not None  # CPU: queries go through the ONNX export
     texts = ["Where is the seed vault?", "x", "a long query " * 400][:SMALL_BATCH]
     expected = e.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
     assert np.abs(e.encode(texts) - expected).max() < 1e-5
+    assert np.abs(e._encode_small(texts) - expected).max() < 1e-5  # the torch fallback
+
+
+def test_query_encoder_can_be_turned_off(monkeypatch):
+    from retrieval.embedder import QUERY_ENCODER_ENV, Embedder
+
+    monkeypatch.setenv(QUERY_ENCODER_ENV, "torch")
+    assert Embedder("builtin:all-minilm-l6-v2").query_encoder is None
+
+
+def test_query_encoder_that_disagrees_with_torch_is_not_used(monkeypatch):
+    from retrieval import embedder as mod
+
+    real_export = mod.OnnxQueryEncoder._export
+
+    def skewed(cls, e):
+        enc = real_export(e)
+        enc.encode = lambda texts: np.roll(real_encode(enc, texts), 1, axis=1)
+        return enc
+
+    real_encode = mod.OnnxQueryEncoder.encode
+    monkeypatch.setattr(mod.OnnxQueryEncoder, "_export", classmethod(skewed))
+    assert mod.Embedder("builtin:all-minilm-l6-v2").query_encoder is None
