@@ -68,7 +68,20 @@ def _sections(text: str, markdown: bool) -> list[tuple[int, int, str]]:
         current = " > ".join(path)
         cursor = pos
     spans.append((cursor, len(text), current))
-    return [s for s in spans if text[s[0]:s[1]].strip()]
+    spans = [s for s in spans if text[s[0]:s[1]].strip()]
+    # A section holding nothing but its heading ("# Title" right before "## Summary")
+    # would be a chunk with no content that still matches queries on the title: its
+    # heading joins the next section's text instead (that section's path names it).
+    merged: list[tuple[int, int, str]] = []
+    pending = None
+    for i, (start, end, path_) in enumerate(spans):
+        if pending is not None:
+            start, pending = pending, None
+        if i < len(spans) - 1 and not _HEADING_RE.sub("", text[start:end]).strip():
+            pending = start
+            continue
+        merged.append((start, end, path_))
+    return merged
 
 
 def _split(text: str, start: int, end: int, pattern: re.Pattern) -> list[tuple[int, int]]:

@@ -34,6 +34,7 @@ def cited_docs(text, citations):
 
 def test_rag_answers_from_the_knowledge_base_and_cites_the_doc(client):
     resp = ask(client, "rag", OSTBRIDGE_WATER)
+    assert resp.model == "rag"  # the route answers under its own name, not the engine's
     text = resp.choices[0].message.content
     assert "91" in text
     citations = citations_of(resp)
@@ -57,6 +58,7 @@ def test_streaming_sends_citations_before_the_first_token(client):
     stream = ask(client, "rag", OSTBRIDGE_WATER, stream=True,
                  stream_options={"include_usage": True})
     chunks = list(stream)
+    assert {c.model for c in chunks} == {"rag"}
     first = chunks[0]
     assert citations_of(first) and citations_of(first)[0]["doc_id"] == "site-ostbridge"
     assert not (first.choices and first.choices[0].delta.content)  # no token yet

@@ -73,3 +73,15 @@ def test_html_becomes_markdown_with_headings():
     assert title == "T"
     assert "# Top" in text and "## Sub" in text and "One & two." in text
     assert "evil" not in text and "x{}" not in text
+
+
+def test_a_heading_with_no_text_joins_the_next_section():
+    doc = "# Annual Report\n\n## Summary\n\nRevenue rose to 4.2 million.\n\n## Staff\n\n31 people."
+    chunks = chunk_text("r", doc, "", ChunkingConfig(size=200, overlap=20))
+    assert [c.section for c in chunks] == ["Annual Report > Summary", "Annual Report > Staff"]
+    assert chunks[0].text.startswith("# Annual Report\n\n## Summary") and chunks[0].start == 0
+    assert all(doc[c.start:c.end] == c.text for c in chunks)
+    # documents that are only headings still get one chunk
+    assert [c.text.strip() for c in chunk_text("h", "# Only a title\n", "")] == ["# Only a title"]
+    only = chunk_text("h", "# A\n\n## B\n", "")
+    assert [(c.text.strip(), c.section) for c in only] == [("# A\n\n## B", "A > B")]
