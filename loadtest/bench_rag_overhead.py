@@ -56,6 +56,9 @@ class FillerEmbedder:
             return x / np.linalg.norm(x, axis=1, keepdims=True)
         return self.real.encode(texts)
 
+    def encode_query(self, texts: list[str]) -> np.ndarray:
+        return self.real.encode_query(texts)
+
     def count_tokens(self, text: str) -> int:
         return self.real.count_tokens(text)
 

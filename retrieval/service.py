@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 import os
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from retrieval.embedder import Embedder
 from retrieval.knowledge_base import Document
 from retrieval.registry import IndexRegistry
 from retrieval.spec import IndexSpec
@@ -40,9 +42,10 @@ def default_data_dir() -> Path:
 
 class RetrieverService:
     def __init__(self, data_dir: str | Path | None, indexes: dict[str, dict[str, Any]],
-                 embedding_models: dict[str, str]):
+                 embedding_models: dict[str, str], *, query_encoder: str = "onnx"):
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
-        self.registry = IndexRegistry(self.data_dir)
+        self.registry = IndexRegistry(
+            self.data_dir, embedder_factory=functools.partial(Embedder, query_encoder=query_encoder))
         self.embedding_models = dict(embedding_models)
         self._config_indexes = {name: IndexSpec.model_validate(
             {k: v for k, v in spec.items() if k != "documents"}) for name, spec in indexes.items()}

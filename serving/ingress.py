@@ -6,6 +6,8 @@ Both are thin: the ingress delegates to `OpenAIService`, the LLM deployment to
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -177,8 +179,11 @@ class LLMDeployment:
     async def _generate(self, create: Any, request: Any, adapter: dict[str, Any] | None
                         ) -> AsyncGenerator[dict | str, None]:
         if adapter is None:
+            # vLLM names every answer after its first served name; a route answers
+            # under its own (an adapter answers as its resolved version, below).
+            name = request.model
             async for item in create(request):
-                yield item
+                yield with_model_name(item, name) if name else item
             return
         try:
             handle = await self._get_adapter(adapter)
@@ -219,7 +224,7 @@ class RetrieverDeployment:
         self.service = RetrieverService(
             cfg.retrieval.data_dir,
             {name: spec.model_dump() for name, spec in cfg.indexes.items()},
-            cfg.retrieval.embedding_models)
+            cfg.retrieval.embedding_models, query_encoder=cfg.retrieval.query_encoder)
         await self.service.start()
 
     async def ping(self) -> bool:
@@ -265,3 +270,17 @@ class AdapterRegistryDeployment:
             return {"result": await getattr(self.service, method)(*args, **kwargs)}
         except LoragError as err:
             return {"error": error_to_wire(err)}
+
+
+_MODEL_FIELD_RE = re.compile(r'"model":\s*"(?:[^"\\]|\\.)*"')
+
+
+def with_model_name(item: dict | str, name: str) -> dict | str:
+    """A response body or SSE text (one or several coalesced events) from vLLM,
+    answering as `name`. In JSON text a `"model":` key cannot occur inside a string
+    value (its quotes would be escaped), so every match is an event's `model` field."""
+    if isinstance(item, dict):
+        if "model" in item and "error" not in item:
+            return {**item, "model": name}
+        return item
+    return _MODEL_FIELD_RE.sub(lambda _: f'"model":{json.dumps(name)}', item)

@@ -152,11 +152,29 @@ def test_small_batches_embed_exactly_like_sentence_transformers():
     assert np.abs(e._encode_small(texts) - expected).max() < 1e-5  # the torch fallback
 
 
-def test_query_encoder_can_be_turned_off(monkeypatch):
-    from retrieval.embedder import QUERY_ENCODER_ENV, Embedder
+def test_query_encoder_can_be_turned_off():
+    from retrieval.embedder import Embedder
 
-    monkeypatch.setenv(QUERY_ENCODER_ENV, "torch")
-    assert Embedder("builtin:all-minilm-l6-v2").query_encoder is None
+    e = Embedder("builtin:all-minilm-l6-v2", query_encoder="torch")
+    assert e.query_encoder is None and e.search_encoder is None
+    with pytest.raises(ValueError, match="query_encoder"):
+        Embedder("builtin:all-minilm-l6-v2", query_encoder="int4")
+
+
+def test_int8_query_vectors_stay_close_and_rank_alike(embedder):
+    from retrieval.embedder import Embedder
+
+    e = Embedder("builtin:all-minilm-l6-v2", query_encoder="onnx-int8")
+    assert e.search_encoder is not None and e.search_encoder is not e.query_encoder
+    queries = ["Who holds the keys to the seed vault?", "otter habitat in rivers",
+               "What did the board decide about the budget in September?"]
+    exact, fast = e.encode(queries), e.encode_query(queries)
+    assert np.all(np.sum(exact * fast, axis=1) > 0.97)
+    assert np.abs(e.encode(queries) - e.model.encode(queries, normalize_embeddings=True)
+                  ).max() < 1e-5  # encode (documents, /v1/embeddings) stays exact
+    docs = e.encode([OTTER, "The seed vault keys are held by the archivist.",
+                     "The board approved the 2025 budget on 17 September.", "Tea and cake."])
+    assert [int(np.argmax(docs @ v)) for v in fast] == [int(np.argmax(docs @ v)) for v in exact]
 
 
 def test_query_encoder_that_disagrees_with_torch_is_not_used(monkeypatch):
