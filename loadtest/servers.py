@@ -48,10 +48,19 @@ def running(cmd: list[str], url: str, log_path: Path, timeout_s: float, *,
         print(f"  ready after {time.monotonic() - started:.0f}s", flush=True)
         yield
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
+        _signal_group(proc.pid, signal.SIGINT)
         try:
             proc.wait(timeout=90)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            _signal_group(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    """Signal the server's process group; it may be gone already (a server that
+    exited before it was ready), and that must not hide why it exited."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass

@@ -37,6 +37,18 @@ logger = logging.getLogger(__name__)
 HEALTH_TIMEOUT_S = 10.0
 
 
+def _check_index_override(route: RouteConfig | None, index: Any) -> None:
+    """The request's `index` field (README "Routes"): a string, on a retrieval route."""
+    if not isinstance(index, str) or not index:
+        raise InvalidRequestError("'index' must be the name of an index (a string).",
+                                  param="index", code="invalid_type")
+    if route is None or route.retrieval is None:
+        name = route.name if route is not None else "this model"
+        raise InvalidRequestError(
+            f"'index' is only allowed on routes with retrieval; {name!r} retrieves nothing.",
+            param="index", code="unsupported_parameter")
+
+
 class OpenAIService:
     def __init__(self, config: LoragConfig, llm_handles: dict[str, Any],
                  retriever: Any | None = None, adapters: Any | None = None,
@@ -74,6 +86,7 @@ class OpenAIService:
         route_name = "-"
         try:
             body = decode_json_body(await raw.body(), self.config.server.ingress.max_request_bytes)
+            index = body.pop("index", None)  # lorag's extension, not a vLLM field
             route = self.config.route(body.get("model")) if isinstance(
                 body.get("model"), str) else None
             if route is not None:
@@ -81,6 +94,8 @@ class OpenAIService:
             request = parse(body)
             handle, adapter = await self._target(request.model or "")
             route_name = request.model
+            if index is not None:
+                _check_index_override(route, index)
             request.request_id = request_id
             prompt = None
             if route is not None and (route.retrieval or route.template.system):
@@ -90,7 +105,7 @@ class OpenAIService:
                             f"route {route.name!r} answers from retrieved sources; use "
                             "/v1/chat/completions.", param="model", code="unsupported_endpoint")
                 else:
-                    prompt = await self._route_prompt(route, request)
+                    prompt = await self._route_prompt(route, request, index)
                     if prompt is not None and not prompt.get("hits", True):
                         return self._no_context(route, request, request_id, started)
             upstream = getattr(handle.options(stream=True), endpoint)
@@ -122,9 +137,11 @@ class OpenAIService:
             headers={**headers, "Cache-Control": "no-cache"},
         )
 
-    async def _route_prompt(self, route: RouteConfig, request: Any) -> dict[str, Any]:
+    async def _route_prompt(self, route: RouteConfig, request: Any,
+                            index: str | None = None) -> dict[str, Any]:
         """What the LLM replica needs to build the route's prompt: the template and,
-        for retrieval routes, the retrieved chunks that pass min_score."""
+        for retrieval routes, the retrieved chunks that pass min_score. `index` (the
+        request's `index` field) replaces the route's configured index."""
         prompt: dict[str, Any] = {"template": route.template.model_dump()}
         settings = route.retrieval
         if settings is None:
@@ -133,16 +150,17 @@ class OpenAIService:
         if not query:
             raise InvalidRequestError("the conversation has no user text to search with.",
                                       param="messages", code="invalid_value")
+        searched = index or settings.index
         t0 = time.perf_counter()
-        reply = await self._search.call.remote(
-            "search", settings.index, query, settings.top_k, None)
+        reply = await self._search.call.remote("search", searched, query, settings.top_k, None)
+        # Labelled with the configured index: client-chosen names would grow the label set.
         self.metrics.retrieval.labels(route.name, settings.index).observe(
             time.perf_counter() - t0)
-        if "error" in reply:
+        if "error" in reply:  # an unknown index is a 404 (param "index")
             raise error_from_wire(reply["error"])
         hits = rag.usable_hits(reply["result"], settings)
         self.metrics.sources.labels(route.name).observe(len(hits))
-        return {**prompt, "index": settings.index, "hits": hits,
+        return {**prompt, "index": searched, "hits": hits,
                 "max_context_tokens": settings.max_context_tokens,
                 "add_markers": settings.add_markers}
 

@@ -3,6 +3,8 @@
     lorag serve [--config FILE] [--host H] [--port P]
     lorag prepare-model [--config FILE]
     lorag ingest PATH... --index NAME [--url URL] [--create]
+    lorag eval [--corpus DIR] [--questions FILE.jsonl] [--format-prompts FILE.jsonl]
+               [--routes base,rag,tuned,hybrid] [--config FILE] [--url URL] [--out DIR]
     lorag adapters train --base MODEL --data PAIRS.jsonl --out DIR [options]
 """
 
@@ -16,6 +18,7 @@ import sys
 import threading
 
 from adapters.training import add_arguments as add_train_arguments
+from loadtest.evaluation.command import add_arguments as add_eval_arguments
 from serving.config import ConfigError, LoragConfig, load_config
 
 logger = logging.getLogger("lorag")
@@ -114,6 +117,12 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
                         batch_size=args.batch_size)
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from loadtest.evaluation.command import run_command
+
+    return run_command(args)
+
+
 def _cmd_adapters_train(args: argparse.Namespace) -> int:
     from adapters.training import run_command
 
@@ -139,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--create", action="store_true", help="create the index if missing")
     ingest.add_argument("--batch-size", type=int, default=16, help="files per request")
     ingest.set_defaults(func=_cmd_ingest)
+    evaluate = sub.add_parser(
+        "eval", help="score every route on a corpus and question set (accuracy, retrieval "
+        "recall, citations, JSON format, latency)")
+    add_eval_arguments(evaluate)
+    evaluate.set_defaults(func=_cmd_eval)
     adapters = sub.add_parser("adapters", help="LoRA adapter tools")
     adapters_sub = adapters.add_subparsers(dest="adapters_command", required=True)
     train = adapters_sub.add_parser("train", help="fine-tune a LoRA adapter on chat pairs")

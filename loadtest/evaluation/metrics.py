@@ -1,0 +1,100 @@
+"""From raw answers to the per-route figures of the report.
+
+A raw record is what `EvalClient.ask` returns; `score_record` adds correctness,
+format validity and cited doc_ids; `route_metrics` pools a route's records.
+A failed request counts as a wrong answer (and in `errors`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loadtest.evaluation import scoring
+from loadtest.evaluation.data import KINDS
+
+
+def score_record(record: dict[str, Any], item: Any, refusals: list[str]) -> dict[str, Any]:
+    """`record` with `correct`, `format_valid`, `cited_doc_ids` and `context_recall`.
+
+    A retrieval route that found no usable source answers its no-context text
+    without generating (`citations: []`, no completion tokens): that is a refusal
+    whatever the text says.
+    """
+    out = {**record, "question": item.question, "gold": item.answer,
+           "aliases": list(item.aliases), "gold_doc_ids": list(item.doc_ids),
+           "correct": False, "format_valid": False, "cited_doc_ids": None,
+           "context_recall": None}
+    if record["error"] is not None:
+        return out
+    text, sources = record["answer"], record["retrieved_doc_ids"]
+    fields = scoring.parse_format(text)
+    answer = fields["answer"] if fields is not None else text
+    out["format_valid"] = fields is not None
+    out["cited_doc_ids"] = scoring.cited_doc_ids(answer, sources)
+    if sources is not None and item.answerable:
+        out["context_recall"] = scoring.recall(item.doc_ids, sources)
+    no_context = sources == [] and not record["completion_tokens"]
+    if item.kind == "format":
+        out["correct"] = fields is not None and scoring.is_correct(answer, item.answer,
+                                                                   item.aliases)
+    elif not item.answerable:
+        out["correct"] = no_context or scoring.says_dont_know(answer, refusals)
+    else:
+        out["correct"] = scoring.is_correct(answer, item.answer, item.aliases)
+    return out
+
+
+def retrieval_metrics(searches: list[dict[str, Any]], k: int) -> dict[str, Any]:
+    """recall@k over the answerable questions: mean per-question recall and the share
+    of questions with every gold doc_id in the top k. Failed searches count as 0."""
+    scored = [s for s in searches if s["doc_ids"]]
+    recalls = [scoring.recall(s["doc_ids"], s["retrieved"] or []) for s in scored]
+    return {"k": k, "questions": len(scored),
+            "recall": scoring.mean(recalls),
+            "all_found": scoring.share(r == 1.0 for r in recalls),
+            "errors": sum(s["error"] is not None for s in searches)}
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def accuracy_by_kind(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Share correct, overall and per question kind (None for a kind with no question)."""
+    acc = {"overall": _round(scoring.share(r["correct"] for r in records))}
+    for kind in KINDS:
+        acc[kind] = _round(scoring.share(r["correct"] for r in records if r["kind"] == kind))
+    return acc
+
+
+def route_metrics(route: Any, questions: list[dict[str, Any]], formats: list[dict[str, Any]],
+                  retrieval: dict[str, Any]) -> dict[str, Any]:
+    """One route's row: accuracy by kind, retrieval, citations, format, latency, tokens.
+    Retrieval figures are None (not 0) for a route without retrieval, format figures
+    when there are no format prompts."""
+    answerable = [r for r in questions if r["gold_doc_ids"]]
+    has_retrieval = route.retrieval is not None
+    precision, cited = scoring.citation_precision(
+        (r["cited_doc_ids"] for r in answerable), (r["gold_doc_ids"] for r in answerable))
+    done = [r for r in questions + formats if r["error"] is None]
+    latencies = [r["latency_s"] for r in done]
+    tokens = [r["completion_tokens"] for r in done if r["completion_tokens"] is not None]
+    return {
+        "questions": len(questions),
+        "counts": {kind: sum(r["kind"] == kind for r in questions) for kind in KINDS},
+        "accuracy": accuracy_by_kind(questions),
+        "recall_at_k": _round(retrieval["recall"]) if has_retrieval else None,
+        "recall_all_at_k": _round(retrieval["all_found"]) if has_retrieval else None,
+        "k": retrieval["k"],
+        "context_recall": _round(scoring.mean(r["context_recall"] for r in answerable))
+        if has_retrieval else None,
+        "citation_precision": _round(precision) if has_retrieval else None,
+        "cited_sources": cited if has_retrieval else None,
+        "format_prompts": len(formats),
+        "format_validity": _round(scoring.share(r["format_valid"] for r in formats)),
+        "format_accuracy": _round(scoring.share(r["correct"] for r in formats)),
+        "latency_p50_s": _round(scoring.percentile(latencies, 50), 3),
+        "latency_p95_s": _round(scoring.percentile(latencies, 95), 3),
+        "tokens_per_answer": _round(scoring.mean(tokens), 1),
+        "errors": sum(r["error"] is not None for r in questions + formats),
+    }

@@ -1,0 +1,1 @@
+"""lorag eval: inputs, scoring, reports and the runner against a fake server."""

@@ -1,0 +1,29 @@
+"""eval.json, eval.md and eval.png."""
+
+import json
+
+from loadtest.evaluation.evaluate import EvalOptions, evaluate
+from loadtest.evaluation.report import markdown_table, write_report
+
+from .fake_server import DOCS, FORMATS, QUESTIONS, FakeServer
+
+
+async def test_report_files(tmp_path):
+    opts = EvalOptions(corpus=tmp_path, questions=tmp_path / "q.jsonl")
+    result = await evaluate("http://fake", opts, QUESTIONS, FORMATS, DOCS,
+                            transport=FakeServer().transport())
+    paths = write_report(result, tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "eval.json", "eval.md", "eval.png"]
+    saved = json.loads(paths["json"].read_text())
+    assert set(saved) == {"config", "retrieval", "routes"}
+    assert saved["routes"]["rag"]["questions"][0]["answer"].startswith("Alpha was founded")
+    assert paths["chart"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = markdown_table(result)
+    lines = table.splitlines()
+    assert lines[0].startswith("| route | accuracy | single | multi | unanswerable | recall@5 |")
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in lines[2:]}
+    assert set(rows) == {"base", "rag", "hybrid"}
+    assert rows["base"].split(" | ")[5:7] == ["-", "-"]  # no retrieval: n/a, not 0
+    assert rows["hybrid"].split(" | ")[1] == "1.00"
+    assert table in paths["markdown"].read_text()
