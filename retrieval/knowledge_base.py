@@ -8,6 +8,13 @@ join chunk rows from the store, so a deleted or replaced document is never
 returned. On open: load the newest FAISS snapshot and replay the changes after
 it, or rebuild from the stored embeddings.
 
+Hybrid search (the spec's `search.mode`): the dense top-N from FAISS and the
+lexical top-N from the store's FTS5 index (bm25, same metadata filter) are
+fused by reciprocal rank (`retrieval.lexical.rrf`) and the best top_k returned
+in fused order. Each hit's `score` stays the cosine similarity to the query,
+so a route's `min_score` means what it did in dense mode; `fused_score`,
+`dense_rank` and `lexical_rank` (1-based, null when absent) say why it ranked.
+
 Thread-safe: one lock serializes writes, syncs and searches of this index.
 """
 
@@ -20,12 +27,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from retrieval.chunker import chunk_text, html_to_markdown
 from retrieval.embedder import Embedder
 from retrieval.filters import compile_filter
-from retrieval.spec import IndexSpec
+from retrieval.lexical import Fused, TermCounts, fts_match, query_terms, rrf, select_terms
+from retrieval.spec import IndexSpec, SearchSettings
 from retrieval.store import Change, DocumentStore, content_hash
 from retrieval.vector_index import VectorIndex
 from serving.errors import InvalidRequestError
@@ -56,6 +65,7 @@ class KnowledgeBase:
         self.applied_seq = 0
         self._lock = threading.RLock()
         self._since_snapshot = 0
+        self._term_counts = TermCounts(self.store.term_counts)
         self._open()
 
     # -- open / persist -----------------------------------------------------------
@@ -125,6 +135,7 @@ class KnowledgeBase:
         self.index.add(ids, vectors)
         self.applied_seq = changes[-1].seq
         self._since_snapshot += len(changes)
+        self._term_counts.changed(len(removed) + len(ids), len(self.index))
 
     def sync(self) -> None:
         """Apply what other writers committed to the shared store since we last looked."""
@@ -231,18 +242,60 @@ class KnowledgeBase:
         if not isinstance(query, str) or not query.strip():
             raise InvalidRequestError("query must be a non-empty string.", param="query")
         where, params = compile_filter(filter)
-        vector = self.embedder.encode([query])
+        settings = self.spec.search_settings()
+        terms = query_terms(query) if settings.mode == "hybrid" else []
+        vector = self.embedder.encode_query([query])
         with self._lock:
             self.sync()
             allowed = self.store.filtered_ids(where, params) if filter else None
-            scores, ids = self.index.search(vector, top_k, allowed)
-            hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-            rows = self.store.chunk_rows([i for i, _ in hits])
-        return [{**rows[i], "score": s} for i, s in hits if i in rows]
+            if settings.mode == "dense":
+                scores, ids = self.index.search(vector, top_k, allowed)
+                hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+                rows = self.store.chunk_rows([i for i, _ in hits])
+                return [{**rows[i], "score": s} for i, s in hits if i in rows]
+            n = settings.candidate_count(top_k)
+            scores, ids = self.index.search(vector, n, allowed)
+            dense = {int(i): float(s) for i, s in zip(ids[0], scores[0]) if i >= 0}
+            lexical = self._lexical(terms, n, settings, (where, params) if filter else None)
+            fused = rrf(list(dense), lexical, k=settings.rrf_k,
+                        lexical_weight=settings.lexical_weight)
+            return self._fused_hits(fused, dense, vector[0], top_k)
+
+    def _lexical(self, terms: list[str], n: int, settings: SearchSettings,
+                 filter_sql: tuple[str, list[Any]] | None) -> list[int]:
+        """The lexical top-n chunk ids, searching the terms the match budget allows."""
+        if not terms:
+            return []
+        counts = self._term_counts.get(tok for t in terms for tok in t.split())
+        match = fts_match(select_terms(terms, counts, settings.lexical_budget(len(self.index))))
+        if match is None:
+            return []
+        where, params = filter_sql or (None, None)
+        return self.store.lexical_ids(match, n, where, params)
+
+    def _fused_hits(self, fused: list[Fused], dense: dict[int, float], vector: np.ndarray,
+                    top_k: int) -> list[dict[str, Any]]:
+        """Rows of the best `top_k` fused candidates; `score` stays the cosine similarity
+        (FAISS's for dense candidates, from the stored embedding for lexical-only ones)."""
+        hits: list[dict[str, Any]] = []
+        pos = 0
+        while len(hits) < top_k and pos < len(fused):
+            batch = fused[pos:pos + top_k - len(hits)]
+            pos += len(batch)
+            rows = self.store.chunk_rows([f.id for f in batch], embeddings=True)
+            for f in batch:
+                if f.id not in rows:  # deleted by another writer since it was ranked
+                    continue
+                row, embedding = rows[f.id]
+                score = dense[f.id] if f.id in dense else float(embedding @ vector)
+                hits.append({**row, "score": score, "fused_score": f.fused_score,
+                             "dense_rank": f.dense_rank, "lexical_rank": f.lexical_rank})
+        return hits
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
             self.sync()
             return {"name": self.name, **self.store.stats(), "vectors": len(self.index),
                     "type": self.spec.type, "embedder": self.spec.embedder,
-                    "dim": self.embedder.dim, "change_seq": self.applied_seq}
+                    "dim": self.embedder.dim, "change_seq": self.applied_seq,
+                    "search": self.spec.search_settings().mode}

@@ -6,6 +6,13 @@
 
 Replicas share the data directory: an index another replica created is opened
 on first use, one it deleted disappears. Embedders are loaded once per name.
+
+Search settings: index.json always holds explicit ones (a new index gets the
+default, hybrid), so a later change of the default never changes how an
+existing index answers. An index.json from before they existed means dense, as
+it was created. A config index whose config sets `search` gets those settings
+written into its index.json at start-up (they change no stored data); one whose
+config leaves it unset keeps what it has.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from pathlib import Path
 
 from retrieval.embedder import Embedder
 from retrieval.knowledge_base import KnowledgeBase
-from retrieval.spec import IndexSpec
+from retrieval.spec import IndexSpec, SearchSettings
 from serving.errors import ConflictError, InvalidRequestError, NotFoundError
 
 logger = logging.getLogger(__name__)
@@ -49,11 +56,23 @@ class IndexRegistry:
         """Open the index, creating it with `spec` if it does not exist (config indexes)."""
         with self._lock:
             if (self.root / name / "index.json").exists():
-                return self.get(name)
+                return self._configure_search(self.get(name), spec.search)
             try:
                 return self.create(name, spec)
             except ConflictError:  # another replica created it first
-                return self.get(name)
+                return self._configure_search(self.get(name), spec.search)
+
+    def _configure_search(self, kb: KnowledgeBase, search: SearchSettings | None
+                          ) -> KnowledgeBase:
+        if search is None or search == kb.spec.search:
+            return kb
+        spec_file = self.root / kb.name / "index.json"
+        saved = json.loads(spec_file.read_text())
+        saved["spec"]["search"] = search.model_dump(mode="json")
+        _write_json(spec_file, saved)
+        kb.spec = kb.spec.model_copy(update={"search": search})
+        logger.info("index %s: search settings from the config: %s", kb.name, search)
+        return kb
 
     def create(self, name: str, spec: IndexSpec) -> KnowledgeBase:
         if not _NAME_RE.match(name):
@@ -66,12 +85,10 @@ class IndexRegistry:
                 raise ConflictError(f"index {name!r} already exists.", param="name",
                                     code="index_exists")
             embedder = self.embedder(spec.embedder)  # fails before anything is written
+            spec = spec.model_copy(update={"search": spec.search_settings()})
             path.mkdir(parents=True, exist_ok=True)
             uid = uuid.uuid4().hex
-            tmp = path / "index.json.tmp"
-            tmp.write_text(json.dumps({"uid": uid, "spec": spec.model_dump(mode="json")},
-                                      indent=2))
-            os.replace(tmp, path / "index.json")
+            _write_json(path / "index.json", {"uid": uid, "spec": spec.model_dump(mode="json")})
             kb = KnowledgeBase(name, path, spec, embedder)
             self._indexes[name] = kb
             self._uids[name] = uid
@@ -92,6 +109,8 @@ class IndexRegistry:
                 self._indexes.pop(name).close()  # deleted and re-created by another replica
             if name not in self._indexes:
                 spec = IndexSpec.model_validate(saved["spec"])
+                if spec.search is None:  # created before search settings existed: dense
+                    spec = spec.model_copy(update={"search": SearchSettings(mode="dense")})
                 self._indexes[name] = KnowledgeBase(name, path, spec, self.embedder(spec.embedder))
                 self._uids[name] = saved["uid"]
             return self._indexes[name]
@@ -119,3 +138,10 @@ class IndexRegistry:
             for kb in self._indexes.values():
                 kb.close()
             self._indexes.clear()
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Replace `path` atomically (a temporary name of its own: replicas may race)."""
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)

@@ -9,6 +9,12 @@ Every write appends a row to `changes` (seq, removed chunk ids, added chunk
 ids). Index replicas that share the store apply the changes they have not seen
 yet before each search, which is how replicas of one index stay consistent.
 
+`chunks_fts` (FTS5: chunk text, document title, section) is the lexical index
+of hybrid search. Triggers on `chunks` keep it in the transaction that writes
+the chunks (chunks are never updated in place: a document write deletes and
+re-inserts them), so it is exactly as durable as they are and needs no replay.
+A store created before it existed gets it, backfilled, when first opened.
+
 Not thread-safe: one connection per IndexManager, used under its lock.
 """
 
@@ -56,6 +62,22 @@ CREATE TABLE IF NOT EXISTS changes (
 );
 """
 
+# One statement each: they run inside a transaction, which executescript would commit.
+FTS_SCHEMA = (
+    "CREATE VIRTUAL TABLE chunks_fts USING fts5(text, title, section, tokenize='unicode61')",
+    """CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
+        INSERT INTO chunks_fts(rowid, text, title, section)
+        SELECT new.id, new.text, d.title, new.section FROM documents d
+        WHERE d.doc_id = new.doc_id;
+    END""",
+    """CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
+        DELETE FROM chunks_fts WHERE rowid = old.id;
+    END""",
+)
+FTS_BACKFILL = ("INSERT INTO chunks_fts(rowid, text, title, section) "
+                "SELECT c.id, c.text, d.title, c.section FROM chunks c "
+                "JOIN documents d USING(doc_id)")
+
 
 @dataclass(frozen=True)
 class Change:
@@ -78,6 +100,36 @@ class DocumentStore:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.executescript(SCHEMA)
+        self._ensure_fts()
+        self._vocab: str | None = None
+
+    def _ensure_fts(self) -> None:
+        """Create and backfill the lexical index once (stores from before it existed)."""
+        if self._has_fts():
+            return
+        with _transaction(self.db):
+            if self._has_fts():  # another process sharing the store was first
+                return
+            for statement in FTS_SCHEMA:
+                self.db.execute(statement)
+            self.db.execute(FTS_BACKFILL)
+
+    def term_counts(self, tokens: list[str]) -> dict[str, int]:
+        """How many chunks hold each token (tokens as the index folds them); absent: 0."""
+        if self._vocab is None:  # per connection, in the temp schema: writes nothing
+            self.db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab "
+                            "USING fts5vocab(main, chunks_fts, 'row')")
+            self._vocab = "temp.chunks_vocab"
+        out = {}
+        for token in tokens:
+            row = self.db.execute(f"SELECT doc FROM {self._vocab} WHERE term = ?",
+                                  (token,)).fetchone()
+            out[token] = row[0] if row else 0
+        return out
+
+    def _has_fts(self) -> bool:
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
+                               "name='chunks_fts'").fetchone() is not None
 
     def close(self) -> None:
         self.db.close()
@@ -169,16 +221,38 @@ class DocumentStore:
         vectors = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
         return out_ids, vectors
 
-    def chunk_rows(self, ids: list[int]) -> dict[int, dict[str, Any]]:
+    def chunk_rows(self, ids: list[int], embeddings: bool = False
+                   ) -> dict[int, dict[str, Any]]:
+        """Chunk id -> its row; with `embeddings`, (row, vector) pairs instead."""
         if not ids:
             return {}
         rows = self.db.execute(
             "SELECT c.id, c.doc_id, c.chunk_index, c.text, c.section, c.start, c.end, "
-            f"d.title, d.metadata FROM chunks c JOIN documents d USING(doc_id) "
+            f"d.title, d.metadata{', c.embedding' if embeddings else ''} "
+            "FROM chunks c JOIN documents d USING(doc_id) "
             f"WHERE c.id IN ({','.join('?' * len(ids))})", ids).fetchall()
-        return {r[0]: {"chunk_id": f"{r[1]}#{r[2]}", "doc_id": r[1], "chunk_index": r[2],
-                       "text": r[3], "section": r[4], "start": r[5], "end": r[6],
-                       "title": r[7], "metadata": json.loads(r[8])} for r in rows}
+        out = {}
+        for r in rows:
+            row = {"chunk_id": f"{r[1]}#{r[2]}", "doc_id": r[1], "chunk_index": r[2],
+                   "text": r[3], "section": r[4], "start": r[5], "end": r[6],
+                   "title": r[7], "metadata": json.loads(r[8])}
+            out[r[0]] = (row, np.frombuffer(r[9], dtype=np.float32)) if embeddings else row
+        return out
+
+    def lexical_ids(self, match: str, limit: int, where_sql: str | None = None,
+                    params: list[Any] | None = None) -> list[int]:
+        """Ids of the `limit` chunks best matching the FTS5 expression `match` (bm25),
+        best first; `where_sql` is a filter from `compile_filter` (aliases c, d)."""
+        if where_sql is None:
+            rows = self.db.execute("SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? "
+                                   "ORDER BY rank LIMIT ?", (match, limit))
+        else:
+            rows = self.db.execute(
+                "SELECT chunks_fts.rowid FROM chunks_fts JOIN chunks c ON c.id = "
+                "chunks_fts.rowid JOIN documents d USING(doc_id) "
+                f"WHERE chunks_fts MATCH ? AND ({where_sql}) ORDER BY chunks_fts.rank LIMIT ?",
+                [match, *(params or []), limit])
+        return [r[0] for r in rows]
 
     def filtered_ids(self, where_sql: str, params: list[Any]) -> np.ndarray:
         rows = self.db.execute(

@@ -47,9 +47,9 @@ def search_query(messages: list[dict[str, Any]], turns: int = 1) -> str:
 
 
 def usable_hits(hits: list[dict[str, Any]], settings: RetrievalSettings) -> list[dict[str, Any]]:
-    """Hits at or above min_score, best first."""
-    kept = [h for h in hits if h["score"] >= settings.min_score]
-    return sorted(kept, key=lambda h: -h["score"])
+    """Hits whose score (cosine similarity) is at least min_score, in the retriever's
+    order: a hybrid index returns them in fused order, which a re-sort would undo."""
+    return [h for h in hits if h["score"] >= settings.min_score]
 
 
 def render_source(template: PromptTemplate, n: int, hit: dict[str, Any],
