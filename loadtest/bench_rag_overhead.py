@@ -234,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "index": {"chunks": stats["chunks"], "documents": stats["documents"],
                   "type": opts.type, "top_k": retrieval.top_k,
-                  "ef_search": cfg.indexes[INDEX].ef_search},
+                  "ef_search": cfg.indexes[INDEX].ef_search,
+                  "search": cfg.indexes[INDEX].spec().search_settings().model_dump(),
+                  "query_encoder": cfg.retrieval.query_encoder},
         "requests_per_route": len(samples["rag"]),
         "prompt_token_mismatches": mismatched,
         "median_ttft_ms": medians,

@@ -298,4 +298,5 @@ class KnowledgeBase:
             return {"name": self.name, **self.store.stats(), "vectors": len(self.index),
                     "type": self.spec.type, "embedder": self.spec.embedder,
                     "dim": self.embedder.dim, "change_seq": self.applied_seq,
-                    "search": self.spec.search_settings().mode}
+                    "search": self.spec.search_settings().mode,
+                    "spec": self.spec.model_dump(mode="json")}

@@ -197,11 +197,8 @@ def select_routes(available: dict[str, Route], wanted: list[str] | None) -> list
 
 async def reference_spec(client: EvalClient, routes: list[Route],
                          config_indexes: dict[str, dict[str, Any]]) -> tuple[str | None, dict]:
-    """The index the retrieval routes use and the spec a fresh copy needs.
-
-    Chunking comes from the config (the index API does not report it); type and
-    embedder from the server, which wins when the two disagree.
-    """
+    """The index the retrieval routes use and the spec a fresh copy needs: the
+    server's own (GET /v1/indexes/<name> reports it), else the config's."""
     names = list(dict.fromkeys(r.retrieval["index"] for r in routes if r.retrieval))
     if not names:
         return None, {}
@@ -210,11 +207,11 @@ async def reference_spec(client: EvalClient, routes: list[Route],
                        ", ".join(names), names[0])
     name = names[0]
     info = await client.index_info(name)
-    spec = dict(config_indexes.get(name) or {})
+    spec = dict(info.get("spec") or config_indexes.get(name) or {})
     if not spec:
-        logger.warning("index %s is not in the config: default chunking for the fresh index",
-                       name)
-    for key in ("type", "embedder"):
+        logger.warning("index %s: no spec from the server or the config; defaults for the "
+                       "fresh index", name)
+    for key in ("type", "embedder") if not info.get("spec") else ():  # an older server
         if info.get(key) and spec.get(key) not in (None, info[key]):
             logger.warning("config says %s %s=%s, the server %s; using the server's",
                            name, key, spec[key], info[key])

@@ -45,6 +45,7 @@ class FakeServer:
         self.uploaded: list[str] = []
         self.deleted: list[str] = []
         self.chat_bodies: list[dict] = []
+        self.index_spec: dict | None = None
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self)
@@ -59,7 +60,8 @@ class FakeServer:
             return _json(200, {"object": "list", "data": data + [
                 {"id": "minilm", "object": "model", "lorag": {"kind": "embedding"}}]})
         if path == "/v1/indexes/kb" and method == "GET":
-            return _json(200, {"name": "kb", "type": "flat", "embedder": "e1"})
+            info = {"name": "kb", "type": "flat", "embedder": "e1"}
+            return _json(200, {**info, "spec": self.index_spec} if self.index_spec else info)
         if path == "/v1/indexes" and method == "POST":
             if self.fail_create:
                 return _error(409, "index exists")
