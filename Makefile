@@ -13,7 +13,7 @@ PIP := $(BIN)/python -m pip
 PIPQUIET := grep -v "is ignored: it is neither a file nor a directory" || true
 PYTEST_ARGS ?=
 
-.PHONY: install serve test unit e2e bench-compare bench-adapters bench-rag sample-adapter \
+.PHONY: install serve test unit e2e eval bench-compare bench-adapters bench-rag sample-adapter \
 	sample-adapter-hybrid clean
 
 install: $(STAMP)
@@ -47,6 +47,11 @@ unit: install
 
 e2e: install
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+# RAG vs fine-tuning vs both on the sample set (README "Evaluation"); ~25 minutes here.
+eval: install
+	$(BIN)/lorag prepare-model --config $(CONFIG)
+	$(BIN)/lorag eval --config $(CONFIG) --max-tokens 128 --out results/eval/helix
 
 bench-compare: install
 	$(BIN)/python -m loadtest.compare_vllm --config $(CONFIG)

@@ -127,7 +127,8 @@ def run_command(args: argparse.Namespace) -> int:
     except (DatasetError, DocumentFileError, ConfigError) as err:
         print(f"lorag eval: {err}", file=sys.stderr)
         return 2
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request
+    for name in ("httpx", "httpx2"):  # one INFO line per request (openai uses httpx2)
+        logging.getLogger(name).setLevel(logging.WARNING)
     out = args.out or Path("results") / "eval" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     try:
