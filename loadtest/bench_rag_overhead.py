@@ -150,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--chunks", type=int, default=100_000, help="chunks in the index")
     p.add_argument("--type", default="hnsw", choices=["flat", "hnsw"], help="FAISS index type")
+    p.add_argument("--search-mode", choices=["dense", "hybrid"], default=None,
+                   help="search mode of the index (default: the helix index's in the config)")
     p.add_argument("--passes", type=int, default=2, help="times every question is asked")
     p.add_argument("--port", type=int, default=8014)
     p.add_argument("--startup-timeout-s", type=float, default=900)
@@ -172,12 +174,14 @@ def main(argv: list[str] | None = None) -> int:
         **model.engine.extra_args, "enable-prefix-caching": False}})
     retrieval = rag_default.retrieval.model_copy(update={
         "index": INDEX, "min_score": -1.0, "add_markers": False})
+    helix = default.indexes["helix"].spec().model_dump(mode="json")
+    if opts.search_mode:
+        helix["search"] = {**(helix.get("search") or {}), "mode": opts.search_mode}
     data = {
         "server": default.server.model_dump(mode="json"),
         "models": {rag_default.model: {**model.model_dump(mode="json"),
                                        "engine": engine.model_dump(mode="json")}},
-        "indexes": {INDEX: {**default.indexes["helix"].spec().model_dump(mode="json"),
-                            "type": opts.type}},
+        "indexes": {INDEX: {**helix, "type": opts.type}},
         "routes": [{"name": "base", "model": rag_default.model},
                    {"name": "rag", "model": rag_default.model,
                     "retrieval": retrieval.model_dump(mode="json")}],

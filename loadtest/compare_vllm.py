@@ -3,11 +3,13 @@
     python -m loadtest.compare_vllm [--config FILE] [--route base] [--num-prompts 32]
 
 Runs vLLM's benchmark client (`vllm.benchmarks.serve`, random dataset, 256
-input / 32 output tokens, concurrency 8) first against lorag (`lorag serve`),
-then against `python -m vllm.entrypoints.openai.api_server` started with the
-very engine arguments lorag uses (`serving.engine_args.engine_cli_args`). The
-servers run one after the other, never together, so neither steals the
-other's CPU. Writes a JSON with both results and their ratios.
+input / 32 output tokens, concurrency 8) against lorag (`lorag serve`) and
+against `python -m vllm.entrypoints.openai.api_server` started with the very
+engine arguments lorag uses (`serving.engine_args.engine_cli_args`). The
+servers run one at a time, never together, so neither steals the other's CPU,
+in interleaved rounds (lorag, vLLM, lorag, vLLM) so that both see the same
+drift of the machine's speed. Writes a JSON with both results (every run) and
+the ratio of the medians over all measured runs.
 
 Goal: lorag output-token throughput >= 0.95 x vLLM's, median TTFT <= 1.1 x.
 """
@@ -76,20 +78,38 @@ def summarize(runs: list[dict]) -> dict:
 
 
 def bench_server(name: str, cmd: list[str], url: str, served: str, tokenizer: str,
-                 opts: argparse.Namespace) -> dict:
+                 opts: argparse.Namespace, round_no: int = 1) -> dict:
     runs, warmups = [], []
+    tag = f"{name} (round {round_no}/{opts.rounds})"
     with running(cmd, url, opts.out.parent / f"{name}-server.log", opts.startup_timeout_s):
         # The first full runs after start-up are slower on both servers (kernels and
         # allocators warming up on the batch shapes; lorag's Ray workers take one run
         # longer: measured 34.8 -> 41.4 -> 48.6 -> 51.2 tok/s against vLLM's
         # 35.8 -> 52.9 -> 50.2 -> 51.5). Warm-up runs are recorded, not compared.
         for i in range(opts.warmup_runs):
-            print(f"benchmark {name} warm-up run {i + 1}/{opts.warmup_runs}", flush=True)
+            print(f"benchmark {tag} warm-up run {i + 1}/{opts.warmup_runs}", flush=True)
             warmups.append(run_benchmark(url, served, tokenizer, opts))
         for i in range(opts.repeats):
-            print(f"benchmark {name} run {i + 1}/{opts.repeats}", flush=True)
+            print(f"benchmark {tag} run {i + 1}/{opts.repeats}", flush=True)
             runs.append(run_benchmark(url, served, tokenizer, opts))
-    return {"warmup_runs": warmups, "runs": runs, "median": summarize(runs)}
+    return {"warmup_runs": warmups, "runs": runs}
+
+
+def bench_rounds(servers: dict[str, tuple[list[str], str]], served: str, tokenizer: str,
+                 opts: argparse.Namespace) -> dict[str, dict]:
+    """Each server in turn, `opts.rounds` times (lorag, vLLM, lorag, vLLM, ...).
+
+    This VM's speed drifts by 10-15% within a quarter of an hour (vLLM alone measured
+    27.7 and 31.5 tok/s 15 minutes apart), so one block per server compares two
+    different machines; interleaved rounds put both servers on the same drift.
+    """
+    out: dict[str, dict] = {name: {"rounds": []} for name in servers}
+    for r in range(1, opts.rounds + 1):
+        for name, (cmd, url) in servers.items():
+            out[name]["rounds"].append(bench_server(name, cmd, url, served, tokenizer, opts, r))
+    for result in out.values():
+        result["median"] = summarize([run for rnd in result["rounds"] for run in rnd["runs"]])
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", help="lorag config (default: configs/default.yaml)")
     p.add_argument("--route", help="route to benchmark (default: the first route)")
     add_workload_args(p)
-    p.add_argument("--repeats", type=int, default=3, help="measured runs per server")
+    p.add_argument("--repeats", type=int, default=2, help="measured runs per server and round")
+    p.add_argument("--rounds", type=int, default=2,
+                   help="times each server is started and measured, interleaved")
     p.add_argument("--warmup-runs", type=int, default=2, help="full runs discarded first")
     p.add_argument("--lorag-port", type=int, default=8011)
     p.add_argument("--vllm-port", type=int, default=8012)
@@ -120,15 +142,15 @@ def main(argv: list[str] | None = None) -> int:
     config_path = opts.config or str(Path(__file__).resolve().parent.parent / "configs/default.yaml")
 
     lorag_url = f"http://127.0.0.1:{opts.lorag_port}"
-    lorag = bench_server(
-        "lorag", [py, "-m", "serving.cli", "serve", "--config", config_path,
-                  "--host", "127.0.0.1", "--port", str(opts.lorag_port)],
-        lorag_url, route.name, tokenizer, opts)
+    lorag_cmd = [py, "-m", "serving.cli", "serve", "--config", config_path,
+                 "--host", "127.0.0.1", "--port", str(opts.lorag_port)]
     vllm_url = f"http://127.0.0.1:{opts.vllm_port}"
     vllm_cmd = [py, "-m", "vllm.entrypoints.openai.api_server",
                 *engine_cli_args(model, model_path, [route.name]),
                 "--host", "127.0.0.1", "--port", str(opts.vllm_port)]
-    vllm = bench_server("vllm", vllm_cmd, vllm_url, route.name, tokenizer, opts)
+    results = bench_rounds({"lorag": (lorag_cmd, lorag_url), "vllm": (vllm_cmd, vllm_url)},
+                           route.name, tokenizer, opts)
+    lorag, vllm = results["lorag"], results["vllm"]
 
     lm, vm = lorag["median"], vllm["median"]
     ratios = {
@@ -139,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         "workload": {"dataset": "random", "input_len": opts.input_len,
                      "output_len": opts.output_len, "num_prompts": opts.num_prompts,
                      "max_concurrency": opts.concurrency, "repeats": opts.repeats,
+                     "rounds": opts.rounds,
                      "warmup_runs": opts.warmup_runs,
                      "route": route.name, "model": model.source,
                      "engine_args": vllm_cmd[3:]},
