@@ -6,6 +6,8 @@
     lorag eval [--corpus DIR] [--questions FILE.jsonl] [--format-prompts FILE.jsonl]
                [--routes base,rag,tuned,hybrid] [--config FILE] [--url URL] [--out DIR]
     lorag adapters train --base MODEL --data PAIRS.jsonl --out DIR [options]
+    lorag k8s render --config FILE [--image IMAGE] [--namespace NS] [--settings FILE]
+                     [--out DIR]
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import threading
 from adapters.training import add_arguments as add_train_arguments
 from loadtest.evaluation.command import add_arguments as add_eval_arguments
 from serving.config import ConfigError, LoragConfig, load_config
+from serving.k8s_cli import add_render_arguments
 
 logger = logging.getLogger("lorag")
 
@@ -153,6 +156,12 @@ def _cmd_adapters_train(args: argparse.Namespace) -> int:
     return run_command(args)
 
 
+def _cmd_k8s_render(args: argparse.Namespace) -> int:
+    from serving.k8s_cli import run_render
+
+    return run_render(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lorag", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -182,6 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     train = adapters_sub.add_parser("train", help="fine-tune a LoRA adapter on chat pairs")
     add_train_arguments(train)
     train.set_defaults(func=_cmd_adapters_train)
+    k8s = sub.add_parser("k8s", help="Kubernetes (KubeRay) manifests")
+    k8s_sub = k8s.add_subparsers(dest="k8s_command", required=True)
+    render = k8s_sub.add_parser(
+        "render", help="render a KubeRay RayService (+ ConfigMap, Secret, PVC) from a config")
+    add_render_arguments(render)
+    render.set_defaults(func=_cmd_k8s_render)
     return parser
 
 
