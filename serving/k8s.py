@@ -25,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -297,9 +298,12 @@ def serve_service(config: LoragConfig, settings: KubeSettings) -> dict[str, Any]
     }
 
 
-def config_map(pod_cfg: LoragConfig, settings: KubeSettings, source: str) -> dict[str, Any]:
-    text = (f"# Rendered by `lorag k8s render` from {source}; paths are the pods'.\n"
+def config_text(pod_cfg: LoragConfig, source: str) -> str:
+    return (f"# Rendered by `lorag k8s render` from {source}; paths are the pods'.\n"
             + dump_yaml(pod_cfg.model_dump(mode="json")))
+
+
+def config_map(text: str, settings: KubeSettings) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": _meta(settings, f"{settings.name}-config"),
             "data": {"config.yaml": text}}
@@ -328,9 +332,11 @@ def render(config: LoragConfig, settings: KubeSettings,
     paths = PodPaths(app_dir=settings.app_dir, data_dir=settings.storage.mount_path,
                      path_map=settings.path_map)
     pod_cfg = pod_config(config, paths)
-    doc = serve_config(pod_cfg, ServeOptions(config_path=f"{CONFIG_MOUNT_DIR}/config.yaml",
-                                             llm_num_gpus=settings.llm_num_gpus))
-    return [config_map(pod_cfg, settings, source), secret(settings), volume_claim(settings),
+    text = config_text(pod_cfg, source)
+    doc = serve_config(pod_cfg, ServeOptions(
+        config_path=f"{CONFIG_MOUNT_DIR}/config.yaml", llm_num_gpus=settings.llm_num_gpus,
+        config_sha256=hashlib.sha256(text.encode()).hexdigest()))
+    return [config_map(text, settings), secret(settings), volume_claim(settings),
             ray_service(pod_cfg, settings, doc)]
 
 

@@ -91,6 +91,7 @@ def pod_config(config: LoragConfig, paths: PodPaths) -> LoragConfig:
 @dataclass(frozen=True)
 class ServeOptions:
     config_path: str = "/etc/lorag/config.yaml"   # where the ConfigMap is mounted
+    config_sha256: str | None = None   # of the ConfigMap's text: see serve_config
     llm_num_gpus: float = 1.0      # per LLM replica where the config leaves num_gpus null
     pin_retriever: bool = True     # keep the retriever's replicas on the head pod
     env_vars: dict[str, str] = field(default_factory=dict)  # the application's runtime_env
@@ -135,7 +136,11 @@ def serve_config(config: LoragConfig, options: ServeOptions) -> dict[str, Any]:
         "name": config.server.app_name,
         "route_prefix": "/",
         "import_path": APP_IMPORT_PATH,
-        "args": {"config": options.config_path},
+        # The builder reads only `config`. The hash makes serveConfigV2 change whenever the
+        # config does (a template or sampling edit changes no deployment), so that Serve
+        # rebuilds the app and reads the new file.
+        "args": {"config": options.config_path,
+                 **({"config_sha256": options.config_sha256} if options.config_sha256 else {})},
         "deployments": _deployments(config, options),
     }
     if options.env_vars:

@@ -1,0 +1,99 @@
+"""The rendered serveConfigV2 on a real Ray cluster, submitted as KubeRay submits it.
+
+KubeRay's operator PUTs `serveConfigV2` (as JSON) to the head's dashboard at
+`/api/serve/applications/` and polls the same path for the application's status. Here
+the cluster is a local one (CPU, vLLM's CPU engine, the default model), the pods'
+environment is the rendered head container's, and the ConfigMap's config.yaml is a
+local file rendered with the repository and a temporary folder as the pods' paths.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import httpx
+import pytest
+import yaml
+from openai import OpenAI
+
+from serving.config import load_config
+from serving.k8s import KubeSettings, StorageSettings, render
+from serving.k8s_serve import INDEX_STORE_RESOURCE, INDEX_STORE_SLOTS
+from tests.k8s.ray_cluster import LocalRayCluster
+from tests.k8s.schemas import ROOT
+
+pytestmark = pytest.mark.e2e
+READY_TIMEOUT_S = float(os.environ.get("LORAG_TEST_STARTUP_TIMEOUT_S", "900"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _app_status(dashboard: str) -> tuple[str | None, str]:
+    body = httpx.get(f"{dashboard}/api/serve/applications/", timeout=30).json()
+    app = (body.get("applications") or {}).get("lorag")
+    return (app["status"], app.get("message", "")) if app else (None, "")
+
+
+def test_rendered_serve_config_deploys_through_the_dashboard_and_answers(tmp_path):
+    from ray.serve.schema import ServeDeploySchema
+
+    data = tmp_path / "data"       # the persistent volume
+    settings = KubeSettings(app_dir=str(ROOT), llm_num_gpus=0,
+                            storage=StorageSettings(mount_path=str(data)))
+    docs = {d["kind"]: d for d in render(load_config(ROOT / "configs" / "default.yaml"),
+                                         settings)}
+    config_file = tmp_path / "etc-lorag" / "config.yaml"     # the mounted ConfigMap
+    config_file.parent.mkdir()
+    config_file.write_text(docs["ConfigMap"]["data"]["config.yaml"])
+    spec = docs["RayService"]["spec"]
+    serve_doc = yaml.safe_load(spec["serveConfigV2"])
+    ServeDeploySchema.model_validate(serve_doc)
+    serve_doc["applications"][0]["args"]["config"] = str(config_file)
+    port = _free_port()
+    serve_doc["http_options"].update(host="127.0.0.1", port=port)   # loopback only here
+
+    head = spec["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    env = {**os.environ, **{e["name"]: e["value"] for e in head["env"]}}
+    cluster = LocalRayCluster(env, dashboard_port=_free_port(), num_cpus=2,
+                              resources={INDEX_STORE_RESOURCE: INDEX_STORE_SLOTS},
+                              log_path=tmp_path / "ray-driver.log")
+    cluster.start()
+    try:
+        put = httpx.put(f"{cluster.dashboard_url}/api/serve/applications/", json=serve_doc,
+                        timeout=120)
+        assert put.status_code == 200, put.text
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        status, message = _app_status(cluster.dashboard_url)
+        while status != "RUNNING" and time.monotonic() < deadline:
+            assert status not in ("DEPLOY_FAILED", "UNHEALTHY"), message
+            time.sleep(3)
+            status, message = _app_status(cluster.dashboard_url)
+        assert status == "RUNNING", f"{status}: {message}\n{cluster.tail()}"
+
+        client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused",
+                        max_retries=0, timeout=300)
+        reply = client.chat.completions.create(
+            model="base", max_tokens=8, temperature=0,
+            messages=[{"role": "user", "content": "What is the capital of France?"}])
+        assert reply.choices[0].message.content
+        assert reply.usage.completion_tokens > 0
+        # The retriever (pinned to the head's custom resource) seeded the index from the
+        # ConfigMap's documents path onto the volume.
+        index = httpx.get(f"http://127.0.0.1:{port}/v1/indexes/helix", timeout=60).json()
+        assert index["documents"] > 0
+        assert (data / "indexes" / "helix").is_dir()
+
+        delete = httpx.delete(f"{cluster.dashboard_url}/api/serve/applications/", timeout=120)
+        assert delete.status_code == 200, delete.text
+        deadline = time.monotonic() + 120
+        while _app_status(cluster.dashboard_url)[0] is not None and time.monotonic() < deadline:
+            time.sleep(2)
+    finally:
+        leftovers = cluster.stop()
+    assert leftovers == [], f"processes left behind (ended by PID): {leftovers}"
