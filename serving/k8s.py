@@ -360,38 +360,6 @@ def dump_documents(docs: list[dict[str, Any]]) -> str:
     return "---\n".join(dump_yaml(d) for d in docs)
 
 
-KUSTOMIZATION_NOTE = """\
-# A kustomize base rendered by `lorag k8s render`; overlay it rather than editing
-# (image tag, namespace, GPU pool, storage class): kubectl apply -k <overlay>.
-"""
-
-
-def write_kustomize_base(docs: list[dict[str, Any]], out: Path) -> list[Path]:
-    """`out/lorag.yaml` (every object) and `out/kustomization.yaml` naming it."""
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = out / "lorag.yaml"
-    manifest.write_text(dump_documents(docs))
-    kustomization = out / "kustomization.yaml"
-    kustomization.write_text(KUSTOMIZATION_NOTE + dump_yaml(
-        {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-         "resources": [manifest.name]}))
-    return [manifest, kustomization]
-
-
-def read_env_file(path: str | Path) -> dict[str, str]:
-    """KEY=VALUE lines (blank lines and # comments skipped), as `kubectl --from-env-file`."""
-    data = {}
-    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{path}:{n}: expected KEY=VALUE")
-        data[key.strip()] = value
-    return data
-
-
 def load_settings(path: str | Path | None) -> KubeSettings:
     if path is None:
         return KubeSettings()

@@ -5,8 +5,42 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from serving.config import ConfigError
+
+KUSTOMIZATION_NOTE = """\
+# A kustomize base rendered by `lorag k8s render`; overlay it rather than editing
+# (image tag, namespace, GPU pool, storage class): kubectl apply -k <overlay>.
+"""
+
+
+def write_kustomize_base(docs: list[dict[str, Any]], out: Path) -> list[Path]:
+    """`out/lorag.yaml` (every object) and `out/kustomization.yaml` naming it."""
+    from serving.k8s import dump_documents, dump_yaml
+
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = out / "lorag.yaml"
+    manifest.write_text(dump_documents(docs))
+    kustomization = out / "kustomization.yaml"
+    kustomization.write_text(KUSTOMIZATION_NOTE + dump_yaml(
+        {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+         "resources": [manifest.name]}))
+    return [manifest, kustomization]
+
+
+def read_env_file(path: str | Path) -> dict[str, str]:
+    """KEY=VALUE lines (blank lines and # comments skipped), as `kubectl --from-env-file`."""
+    data = {}
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{path}:{n}: expected KEY=VALUE")
+        data[key.strip()] = value
+    return data
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:
@@ -54,7 +88,7 @@ def add_render_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):
-    from serving.k8s import load_settings, read_env_file
+    from serving.k8s import load_settings
 
     settings = load_settings(args.settings)
     top = {k: v for k, v in {"image": args.image, "namespace": args.namespace,
@@ -81,7 +115,7 @@ def settings_from_args(args: argparse.Namespace):
 
 def run_render(args: argparse.Namespace) -> int:
     from serving.config import DEFAULT_CONFIG_PATH, load_config
-    from serving.k8s import dump_documents, render, write_kustomize_base
+    from serving.k8s import dump_documents, render
 
     path = Path(args.config) if args.config else DEFAULT_CONFIG_PATH
     docs = render(load_config(path), settings_from_args(args), source=path.name)

@@ -1,84 +1,85 @@
-"""A local Ray cluster with its dashboard, owned by one driver process, for submitting a
-rendered `serveConfigV2` through the dashboard's REST API as KubeRay does.
+"""A local Ray cluster with its dashboard, as a KubeRay head pod runs it, for submitting
+a rendered `serveConfigV2` through the dashboard's REST API.
 
-The driver starts the cluster (`ray.init(address="local")`) and, when told to stop,
-shuts Serve down (replicas, their vLLM engine processes, HAProxy) and then the cluster
-it started - only that one: `ray stop` would also end any other Ray on the machine.
+Started with `ray start --head` on free ports and its own temp dir. Stopped without
+`ray stop`, which would also end any other Ray on the machine (another test's server, a
+benchmark): Serve is shut down through the dashboard (its replicas, their vLLM engine
+processes, HAProxy), then this cluster's own processes - found by its temp dir - are
+ended by PID.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-DRIVER = r"""
-import json, sys
-import ray
-args = json.loads(sys.argv[1])
-ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1",
-         dashboard_port=args["dashboard_port"], num_cpus=args["num_cpus"], num_gpus=0,
-         resources=args["resources"], _temp_dir=args["temp_dir"],
-         logging_level="WARNING")
-print("READY", flush=True)
-sys.stdin.readline()
-from ray import serve
-try:
-    serve.shutdown()
-finally:
-    ray.shutdown()
-print("STOPPED", flush=True)
-"""
+import httpx
+
+ENGINE_AND_PROXY = ("EngineCore", "haproxy")
 
 
-def _pids_named(*needles: str) -> set[int]:
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pids_matching(*needles: str) -> set[int]:
     found = set()
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                errors="replace")
             comm = (entry / "comm").read_text().strip()
         except OSError:
             continue
-        if any(n in cmdline or n == comm for n in needles):
+        if any(n in cmdline or n in comm for n in needles):
             found.add(int(entry.name))
     return found
 
 
-ENGINE_AND_PROXY = ("EngineCore", "VLLM::EngineCore", "haproxy")
-
-
 class LocalRayCluster:
-    def __init__(self, env: dict[str, str], *, dashboard_port: int, num_cpus: int,
-                 resources: dict[str, float], log_path: Path):
+    def __init__(self, env: dict[str, str], *, num_cpus: int, resources: dict[str, float],
+                 log_path: Path):
         self.temp_dir = tempfile.mkdtemp(prefix="lorag-k8s-")   # short: Ray's socket paths
-        self.dashboard_url = f"http://127.0.0.1:{dashboard_port}"
+        self.dashboard_url = f"http://127.0.0.1:{free_port()}"
         self.log_path = log_path
-        self._args = {"dashboard_port": dashboard_port, "num_cpus": num_cpus,
-                      "resources": resources, "temp_dir": self.temp_dir}
         self._env = env
-        self._before = _pids_named(*ENGINE_AND_PROXY)
-        self.proc: subprocess.Popen | None = None
+        self._cmd = [
+            sys.executable, "-m", "ray.scripts.scripts", "start", "--head",
+            f"--port={free_port()}", f"--temp-dir={self.temp_dir}",
+            "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={self.dashboard_url.rsplit(':', 1)[1]}",
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--ray-client-server-port={free_port()}",
+            f"--num-cpus={num_cpus}", "--num-gpus=0",
+            f"--resources={json.dumps(resources)}", "--disable-usage-stats",
+        ]
+        self._before = _pids_matching(*ENGINE_AND_PROXY)
 
     def start(self, timeout_s: float = 180) -> None:
-        import json
-
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([sys.executable, "-c", DRIVER, json.dumps(self._args)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self._log, env=self._env, text=True)
+        with open(self.log_path, "w") as log:
+            subprocess.run(self._cmd, env=self._env, stdout=log, stderr=subprocess.STDOUT,
+                           timeout=timeout_s, check=False)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if line.strip() == "READY":
-                return
-            if not line and self.proc.poll() is not None:
-                break
-        raise RuntimeError(f"the local Ray cluster did not start:\n{self.tail()}")
+            try:
+                if httpx.get(f"{self.dashboard_url}/api/serve/applications/",
+                             timeout=10).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(2)
+        raise RuntimeError(f"the local Ray cluster's dashboard did not answer:\n{self.tail()}")
 
     def tail(self, lines: int = 60) -> str:
         try:
@@ -86,27 +87,30 @@ class LocalRayCluster:
         except OSError:
             return ""
 
-    def stop(self, timeout_s: float = 120) -> list[int]:
-        """Stop Serve and the cluster; return PIDs of engine/HAProxy processes this
-        cluster left behind (ended here, by PID) - empty when the shutdown was clean."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.stdin.write("\n")
-            self.proc.stdin.flush()
+    def stop(self, timeout_s: float = 60) -> list[int]:
+        """Shut Serve and the cluster down; return PIDs of vLLM engine / HAProxy / Ray
+        processes of this cluster still alive after a clean shutdown (then ended)."""
+        try:   # serve.shutdown() in the dashboard: replicas, engines, proxies, controller
+            httpx.delete(f"{self.dashboard_url}/api/serve/applications/", timeout=120)
+        except httpx.HTTPError:
+            pass
+        ours = _pids_matching(self.temp_dir)
+        for pid in ours:
             try:
-                self.proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.terminate()
-                self.proc.wait(timeout=30)
-        if getattr(self, "_log", None):
-            self._log.close()
-        deadline = time.monotonic() + 30
-        left = _pids_named(*ENGINE_AND_PROXY, self.temp_dir) - self._before
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout_s
+        left = self._leftovers()
         while left and time.monotonic() < deadline:
             time.sleep(1)
-            left = _pids_named(*ENGINE_AND_PROXY, self.temp_dir) - self._before
+            left = self._leftovers()
         for pid in left:
             try:
-                os.kill(pid, 9)
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         return sorted(left)
+
+    def _leftovers(self) -> set[int]:
+        return (_pids_matching(*ENGINE_AND_PROXY) - self._before) | _pids_matching(self.temp_dir)

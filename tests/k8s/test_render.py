@@ -222,3 +222,23 @@ def test_dockerfiles_pass_hadolint(name):
     result = subprocess.run([_hadolint(), "--failure-threshold", "info",
                              str(ROOT / "deploy" / name)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_any_config_change_changes_serve_config():
+    data = yaml.safe_load(DEFAULT.read_text())
+    before = _serve_config(render(parse_config(data, "a", base_dir=DEFAULT.parent),
+                                  KubeSettings()))
+    data["routes"][0]["sampling"] = {"temperature": 0.3}    # no deployment changes
+    after = _serve_config(render(parse_config(data, "b", base_dir=DEFAULT.parent),
+                                 KubeSettings()))
+    assert before["applications"][0]["deployments"] == after["applications"][0]["deployments"]
+    assert (before["applications"][0]["args"]["config_sha256"]
+            != after["applications"][0]["args"]["config_sha256"])
+
+
+def test_cli_prints_every_object(capsys):
+    from serving.cli import main
+
+    assert main(["k8s", "render", "--image", "reg/lorag:3"]) == 0
+    kinds = [d["kind"] for d in yaml.safe_load_all(capsys.readouterr().out)]
+    assert kinds == ["ConfigMap", "Secret", "PersistentVolumeClaim", "RayService"]

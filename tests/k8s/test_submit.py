@@ -10,7 +10,6 @@ local file rendered with the repository and a temporary folder as the pods' path
 from __future__ import annotations
 
 import os
-import socket
 import time
 
 import httpx
@@ -21,17 +20,11 @@ from openai import OpenAI
 from serving.config import load_config
 from serving.k8s import KubeSettings, StorageSettings, render
 from serving.k8s_serve import INDEX_STORE_RESOURCE, INDEX_STORE_SLOTS
-from tests.k8s.ray_cluster import LocalRayCluster
+from tests.k8s.ray_cluster import LocalRayCluster, free_port
 from tests.k8s.schemas import ROOT
 
 pytestmark = pytest.mark.e2e
 READY_TIMEOUT_S = float(os.environ.get("LORAG_TEST_STARTUP_TIMEOUT_S", "900"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _app_status(dashboard: str) -> tuple[str | None, str]:
@@ -55,12 +48,12 @@ def test_rendered_serve_config_deploys_through_the_dashboard_and_answers(tmp_pat
     serve_doc = yaml.safe_load(spec["serveConfigV2"])
     ServeDeploySchema.model_validate(serve_doc)
     serve_doc["applications"][0]["args"]["config"] = str(config_file)
-    port = _free_port()
+    port = free_port()
     serve_doc["http_options"].update(host="127.0.0.1", port=port)   # loopback only here
 
     head = spec["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["containers"][0]
     env = {**os.environ, **{e["name"]: e["value"] for e in head["env"]}}
-    cluster = LocalRayCluster(env, dashboard_port=_free_port(), num_cpus=2,
+    cluster = LocalRayCluster(env, num_cpus=2,
                               resources={INDEX_STORE_RESOURCE: INDEX_STORE_SLOTS},
                               log_path=tmp_path / "ray-driver.log")
     cluster.start()
@@ -89,11 +82,9 @@ def test_rendered_serve_config_deploys_through_the_dashboard_and_answers(tmp_pat
         assert index["documents"] > 0
         assert (data / "indexes" / "helix").is_dir()
 
+        # As KubeRay's `kubectl delete rayservice` ends: Serve shut down, then the pods.
         delete = httpx.delete(f"{cluster.dashboard_url}/api/serve/applications/", timeout=120)
         assert delete.status_code == 200, delete.text
-        deadline = time.monotonic() + 120
-        while _app_status(cluster.dashboard_url)[0] is not None and time.monotonic() < deadline:
-            time.sleep(2)
     finally:
         leftovers = cluster.stop()
     assert leftovers == [], f"processes left behind (ended by PID): {leftovers}"
