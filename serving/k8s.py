@@ -254,7 +254,8 @@ def ray_service(config: LoragConfig, settings: KubeSettings,
     return {
         "apiVersion": "ray.io/v1",
         "kind": "RayService",
-        "metadata": _meta(settings, settings.name),
+        "metadata": {**_meta(settings, settings.name),
+                     "annotations": {"lorag/rendered-for": f"KubeRay {KUBERAY_VERSION}"}},
         "spec": {
             "upgradeStrategy": {"type": settings.upgrade_strategy},
             "serveConfigV2": dump_yaml(serve_doc),

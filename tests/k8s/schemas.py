@@ -34,19 +34,19 @@ def _k8s_definitions() -> dict[str, Any]:
                   if p.name.startswith(f"v{K8S_VERSION}.") and p.name.endswith("-strict"))
     # -strict: additionalProperties false on every Kubernetes type, as kubectl's strict
     # field validation (the default since 1.27) rejects unknown fields.
-    return json.loads((folder / "_definitions.json").read_text())["definitions"]
+    return json.loads((folder / "_definitions.json").read_text())["$defs"]
 
 
 @functools.cache
 def rayservice_schema() -> dict[str, Any]:
     schema = yaml.safe_load(RAYSERVICE_SCHEMA.read_text())
-    schema["definitions"] = {**_k8s_definitions(), **schema["definitions"]}
+    schema["$defs"] = {**_k8s_definitions(), **schema["$defs"]}
     return schema
 
 
 def rayservice_errors(obj: dict[str, Any]) -> list[str]:
     import jsonschema
 
-    validator = jsonschema.Draft7Validator(rayservice_schema())
+    validator = jsonschema.Draft202012Validator(rayservice_schema())
     return [f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
             for e in validator.iter_errors(obj)]
