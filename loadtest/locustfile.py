@@ -15,6 +15,7 @@ With locust's web UI: ``locust -f loadtest/locustfile.py --host URL [--mix ...]`
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from typing import Any
@@ -28,6 +29,7 @@ from loadtest.workload import Workload, parse_length, parse_mix, parse_routes
 # name -> kind of what an admin user created and has not removed yet; the runner
 # removes what is left when the run stops (a user killed mid-cycle).
 LEFTOVERS: dict[str, str] = {}
+_ADMIN_NUMBERS = itertools.count()
 
 
 class _GenerationUser(HttpUser):
@@ -68,6 +70,13 @@ USER_CLASSES = {"plain": PlainUser, "rag": RagUser, "adapter": AdapterUser,
                 "hybrid": HybridUser}
 
 
+def http_error(resp: Any) -> str:
+    """A failed answer as one line: the status and the server's message."""
+    if not resp.status_code:
+        return f"no answer: {resp.error}"
+    return f"HTTP {resp.status_code}: {(resp.text or '')[:200]}"
+
+
 def stream_chat(user: HttpUser, route: str, body: dict, expect_citations: bool = False) -> None:
     """One streamed chat completion: the request's own row covers sent -> last byte."""
     started = time.perf_counter()
@@ -75,7 +84,7 @@ def stream_chat(user: HttpUser, route: str, body: dict, expect_citations: bool =
                           catch_response=True, name=f"chat {route}",
                           context={"route": route}) as resp:
         if resp.status_code != 200:
-            resp.failure(f"HTTP {resp.status_code}: {resp.text[:200]}")
+            resp.failure(http_error(resp))
             return
         reader = StreamReader(started)
         try:
@@ -116,17 +125,20 @@ class AdminUser(HttpUser):
         lo, hi = self.workload.admin_wait_s
         self.wait_time = lambda: random.uniform(lo, hi)
         self.serial = 0
+        # One adapter name per admin user, the same in every run: each name becomes a
+        # label of the per-adapter metrics, so a name per cycle would grow them forever.
+        self.adapter_name = f"loadtest-{next(_ADMIN_NUMBERS)}"
 
-    def _name(self) -> str:
+    def _doc_id(self) -> str:
         self.serial += 1
-        return f"{self.workload.run_id}-{id(self) % 10000}-{self.serial}"
+        return f"{self.workload.run_id}-{self.adapter_name.rpartition('-')[2]}-{self.serial}"
 
     def _call(self, method: str, path: str, name: str, **kwargs: Any) -> Any:
         """An admin request; a non-2xx answer is a failure with the server's message."""
         with self.client.request(method, path, name=name, catch_response=True,
                                  context={"route": "admin"}, **kwargs) as resp:
             if resp.status_code // 100 != 2:
-                resp.failure(f"HTTP {resp.status_code}: {resp.text[:200]}")
+                resp.failure(http_error(resp))
                 return None
             resp.success()
             return resp.json()
@@ -138,7 +150,7 @@ class AdminUser(HttpUser):
         self.live_reindex()
 
     def adapter_hot_swap(self) -> None:
-        name = self._name()
+        name = self.adapter_name
         LEFTOVERS[name] = "adapter"
         loaded = self._call("POST", "/v1/adapters", "POST /v1/adapters",
                             json={"name": name, "source": self.workload.adapter_source})
@@ -150,7 +162,7 @@ class AdminUser(HttpUser):
             LEFTOVERS.pop(name, None)
 
     def live_reindex(self) -> None:
-        doc_id = self._name()
+        doc_id = self._doc_id()
         index = self.workload.admin_index
         code = f"LT-{random.randint(1000, 9999)}"
         LEFTOVERS[doc_id] = f"document:{index}"
@@ -175,7 +187,7 @@ class AdminUser(HttpUser):
                               json={"query": f"gate code of the loadtest depot {doc_id}",
                                     "top_k": 10}) as resp:
             if resp.status_code != 200:
-                resp.failure(f"HTTP {resp.status_code}: {resp.text[:200]}")
+                resp.failure(http_error(resp))
                 return
             found = any(hit.get("doc_id") == doc_id for hit in resp.json().get("data", []))
             if found != present:
@@ -226,6 +238,7 @@ def apply_mix(mix: dict[str, int]) -> list[type[HttpUser]]:
         if cls.weight:
             classes.append(cls)
     AdminUser.fixed_count = mix.get("admin", 0)
+    AdminUser.weight = 1 if AdminUser.fixed_count else 0  # fixed_count 0 means "by weight"
     if AdminUser.fixed_count:
         classes.append(AdminUser)
     return classes

@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=parse_duration, default=0.0,
                    help="time run before the statistics are reset (not in the reports' "
                         "summary; locust's CSV/HTML also start then)")
+    p.add_argument("--stop-timeout", type=parse_duration, default=0.0,
+                   help="at the end, let users finish the request they are in for up to "
+                        "this long and count it (the summary's duration includes it); "
+                        "default 0: answers in flight are cut off and not counted")
     p.add_argument("--max-error-rate", type=float, default=0.01,
                    help="exit 1 when failed / all requests is above this (default 0.01)")
     p.add_argument("--out", type=Path, default=Path("results/loadtest"))
@@ -75,7 +79,7 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
     workload = workload_from_options(opts)
     classes = apply_mix(workload.mix)
     env = Environment(user_classes=classes, events=events, host=opts.host.rstrip("/"),
-                      parsed_options=opts)
+                      parsed_options=opts, stop_timeout=opts.stop_timeout or None)
     env.lorag_workload = workload
     collector = Collector()
     events.request.add_listener(collector.on_request)
@@ -92,8 +96,10 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
     else:
         collector.reset()
     gevent.sleep(opts.duration)
-    collector.stop()
-    runner.quit()  # users are stopped at once: answers in flight are not counted
+    if not opts.stop_timeout:
+        collector.stop()  # users are stopped at once: answers in flight are not counted
+    runner.quit()
+    collector.stop()  # (no-op when already stopped)
     gevent.sleep(1.5)  # one more pass of the CSV writer (it writes every second)
     gevent.killall(writers)
     csv_writer.close_files()

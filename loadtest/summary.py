@@ -67,7 +67,8 @@ class Collector:
 
     def stop(self) -> None:
         """End of the measured window: later events (users being stopped) are ignored."""
-        self.stopped = self.clock()
+        if self.stopped is None:
+            self.stopped = self.clock()
 
     def on_request(self, request_type: str, name: str, response_time: float,
                    response_length: int, exception: Any = None,

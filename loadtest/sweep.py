@@ -115,11 +115,13 @@ def plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax_tp, ax_ttft) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for name, steps in report["servers"].items():
-        xs = [s["concurrency"] for s in steps]
-        ax_tp.plot(xs, [s["output_tokens_per_s"] for s in steps], "o-", label=name)
-        ax_ttft.plot(xs, [s["ttft_ms"]["p50"] for s in steps], "o-", label=f"{name} p50")
-        ax_ttft.plot(xs, [s["ttft_ms"]["p99"] for s in steps], "x--", label=f"{name} p99")
+    for i, (name, steps) in enumerate(report["servers"].items()):
+        xs, color = [s["concurrency"] for s in steps], f"C{i}"
+        ax_tp.plot(xs, [s["output_tokens_per_s"] for s in steps], "o-", color=color, label=name)
+        ax_ttft.plot(xs, [s["ttft_ms"]["p50"] for s in steps], "o-", color=color,
+                     label=f"{name} p50")
+        ax_ttft.plot(xs, [s["ttft_ms"]["p99"] for s in steps], "x--", color=color,
+                     label=f"{name} p99")
     w = report["workload"]
     for ax, ylabel in ((ax_tp, "output tokens/s"), (ax_ttft, "time to first token (ms)")):
         ax.set_xscale("log", base=2)

@@ -29,7 +29,13 @@ from serving.errors import (
     error_from_wire,
     from_vllm_error,
 )
-from serving.metrics import IngressMetrics
+from serving.metrics import (
+    Generation,
+    IngressMetrics,
+    UsageMeter,
+    force_usage,
+    usage_tokens,
+)
 from serving.protocol import decode_json_body, parse_chat_request, parse_completion_request
 
 logger = logging.getLogger(__name__)
@@ -80,10 +86,10 @@ class OpenAIService:
         return await self._generate(raw, "completions", parse_completion_request, "prompt")
 
     async def _generate(self, raw: Request, endpoint: str, parse, prompt_param: str) -> Response:
-        started = time.perf_counter()
+        gen = Generation(endpoint, time.perf_counter())
         request_id = raw.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
         raw.state.request_id = request_id
-        route_name = "-"
+        queued = None
         try:
             body = decode_json_body(await raw.body(), self.config.server.ingress.max_request_bytes)
             index = body.pop("index", None)  # lorag's extension, not a vLLM field
@@ -93,10 +99,14 @@ class OpenAIService:
                 body = route.sampling.apply(body)
             request = parse(body)
             handle, adapter = await self._target(request.model or "")
-            route_name = request.model
+            gen.route = gen.known = request.model
+            gen.adapter = adapter["name"] if adapter else ""
+            queued = self.metrics.queued.labels(gen.known)
+            queued.inc()
             if index is not None:
                 _check_index_override(route, index)
             request.request_id = request_id
+            gen.strip_usage = force_usage(request)
             prompt = None
             if route is not None and (route.retrieval or route.template.system):
                 if endpoint != "chat":
@@ -107,32 +117,39 @@ class OpenAIService:
                 else:
                     prompt = await self._route_prompt(route, request, index)
                     if prompt is not None and not prompt.get("hits", True):
-                        return self._no_context(route, request, request_id, started)
+                        return self._no_context(route, request, request_id, gen)
             upstream = getattr(handle.options(stream=True), endpoint)
             stream = (upstream.remote(request, adapter, prompt) if prompt is not None
                       else upstream.remote(request, adapter))
             first = await anext(stream)
         except LoragError as err:
-            self.metrics.finished(route_name, endpoint, err.status, started)
+            self.metrics.ended(gen, err.status, err.code)
             raise
         except StopAsyncIteration:
-            self.metrics.finished(route_name, endpoint, 500, started)
+            self.metrics.ended(gen, 500)
             raise LoragError(f"The engine returned nothing for request {request_id}.") from None
+        finally:
+            if queued is not None:
+                queued.dec()
         headers = {REQUEST_ID_HEADER: request_id}
         if isinstance(first, dict):  # a whole response or an error: nothing follows
             if "lorag_error" in first:
                 err = error_from_wire(first["lorag_error"])
-                self.metrics.finished(route_name, endpoint, err.status, started)
+                self.metrics.ended(gen, err.status, err.code)
                 raise err
             if "error" in first:
                 err = from_vllm_error(first["error"], prompt_param)
-                self.metrics.finished(route_name, endpoint, err.status, started)
+                self.metrics.ended(gen, err.status, err.code)
                 raise err
-            self.metrics.finished(route_name, endpoint, 200, started)
+            self.metrics.first_token.labels(gen.known, gen.adapter).observe(
+                time.perf_counter() - gen.started)
+            self.metrics.ended(gen, 200, tokens=usage_tokens(first))
             return JSONResponse(first, headers=headers)
-        self.metrics.ttft.labels(route_name, endpoint).observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - gen.started
+        self.metrics.ttft.labels(gen.route, endpoint).observe(elapsed)
+        self.metrics.first_token.labels(gen.known, gen.adapter).observe(elapsed)
         return StreamingResponse(
-            self._relay(first, stream, route_name, endpoint, started),
+            self._relay(first, stream, gen),
             media_type="text/event-stream",
             headers={**headers, "Cache-Control": "no-cache"},
         )
@@ -165,10 +182,12 @@ class OpenAIService:
                 "add_markers": settings.add_markers}
 
     def _no_context(self, route: RouteConfig, request: Any, request_id: str,
-                    started: float) -> Response:
+                    gen: Generation) -> Response:
         """No chunk passed min_score: answer the route's no-context text, no generation."""
         self.metrics.no_context.labels(route.name).inc()
-        self.metrics.finished(route.name, "chat", 200, started)
+        self.metrics.ended(gen, 200)
+        if gen.strip_usage:  # the forced usage event is for our metrics only
+            request.stream_options = None
         text = route.template.no_context_answer
         headers = {REQUEST_ID_HEADER: request_id}
         if not request.stream:
@@ -178,23 +197,26 @@ class OpenAIService:
                                  media_type="text/event-stream",
                                  headers={**headers, "Cache-Control": "no-cache"})
 
-    async def _relay(
-        self, first: str, stream: Any, route: str, endpoint: str, started: float
-    ) -> AsyncIterator[str]:
-        gauge = self.metrics.in_flight.labels(route, endpoint)
+    async def _relay(self, first: str, stream: Any, gen: Generation) -> AsyncIterator[str]:
+        gauge = self.metrics.in_flight.labels(gen.route, gen.endpoint)
         gauge.inc()
+        meter = UsageMeter(strip=gen.strip_usage)
         status = 200
         try:
-            yield first
+            yield meter(first)
             async for chunk in stream:
-                yield chunk
+                if chunk := meter(chunk):
+                    yield chunk
         except asyncio.CancelledError:
             status = 499  # the client went away; cancel the engine request too
             stream.cancel()
             raise
+        except Exception:
+            status = 500  # the stream broke after its headers were sent
+            raise
         finally:
             gauge.dec()
-            self.metrics.finished(route, endpoint, status, started)
+            self.metrics.ended(gen, status, tokens=meter.tokens)
 
     async def _target(self, model: str) -> tuple[Any, dict[str, Any] | None]:
         """The LLM handle for `model` (a route or a loaded adapter) and the adapter record."""

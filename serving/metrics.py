@@ -8,14 +8,89 @@ metrics export port on every node, which Ray Serve and vLLM also report to.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
 RETRIEVAL_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+
+
+@dataclass
+class Generation:
+    """The labels of one generation request, filled in as the ingress learns them.
+
+    `route` is what the existing `lorag_requests` family has always used (the
+    requested model once it resolved); `known` is the same but only ever a
+    configured route or a registered adapter, `adapter` the adapter's name.
+    """
+
+    endpoint: str
+    started: float
+    route: str = "-"
+    known: str = "-"
+    adapter: str = ""
+    strip_usage: bool = False
+
+
+def force_usage(request: Any) -> bool:
+    """Ask the engine for the usage event of a stream the client did not ask it for
+    (output tokens are counted from it); True when the relay must drop it again."""
+    if not getattr(request, "stream", False):
+        return False
+    options = request.stream_options
+    if options is not None and options.include_usage:
+        return False
+    from vllm.entrypoints.openai.chat_completion.protocol import StreamOptions
+
+    request.stream_options = StreamOptions(include_usage=True)
+    return True
+
+
+def usage_tokens(body: dict) -> int:
+    """Completion tokens of a whole (non-streaming) response."""
+    usage = body.get("usage") or {}
+    return int(usage.get("completion_tokens") or 0)
+
+
+class UsageMeter:
+    """Reads completion tokens from the usage events of an SSE stream as it is relayed.
+
+    With `strip`, the usage-only event (``"choices": []``) is dropped: the client
+    did not ask for it. In JSON text ``"usage":`` can only be a key (quotes inside
+    strings are escaped), so the substring test is exact and cheap.
+    """
+
+    def __init__(self, strip: bool = False):
+        self.strip = strip
+        self.tokens = 0
+
+    def __call__(self, text: str) -> str:
+        if '"usage":' not in text:
+            return text
+        events = text.split("\n\n")
+        kept = [e for e in events if not self._read(e)]
+        return "\n\n".join(kept) if len(kept) != len(events) else text
+
+    def _read(self, event: str) -> bool:
+        """Record the event's usage; True when it is to be dropped."""
+        payload = event.strip()
+        if '"usage":' not in payload or not payload.startswith("data:"):
+            return False
+        try:
+            body = json.loads(payload[5:])
+        except ValueError:
+            return False
+        usage = body.get("usage") if isinstance(body, dict) else None
+        if not usage:
+            return False
+        self.tokens = int(usage.get("completion_tokens") or self.tokens)  # cumulative
+        return self.strip and body.get("choices") == []
 
 
 class IngressMetrics:
@@ -52,9 +127,47 @@ class IngressMetrics:
             "no chunk passed min_score.", ("route",), registry=self.registry,
         )
 
+        # Per route and adapter (what the load test and the Grafana dashboard plot).
+        # `adapter` is the adapter's name ("" without one), never its version, so that
+        # hot swaps do not grow the label set.
+        by_adapter = ("route", "adapter")
+        self.generations = Counter(
+            "lorag_generation_requests", "Generation requests answered, by route, adapter "
+            "and HTTP status.", (*by_adapter, "status"), registry=self.registry,
+        )
+        self.errors = Counter(
+            "lorag_request_errors", "Generation requests answered with an error (status "
+            ">= 400, or 499 when the client went away), by error code.",
+            (*by_adapter, "code"), registry=self.registry,
+        )
+        self.first_token = Histogram(
+            "lorag_time_to_first_token_seconds", "Time from request to the first token "
+            "(streaming: the first SSE chunk; otherwise the whole answer).", by_adapter,
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.output_tokens = Counter(
+            "lorag_output_tokens", "Completion tokens generated (from the engine's usage).",
+            by_adapter, registry=self.registry,
+        )
+        self.queued = Gauge(
+            "lorag_requests_queued", "Requests received and waiting for their first chunk "
+            "(retrieval, adapter resolution, engine queue and prefill).", ("route",),
+            registry=self.registry,
+        )
+
     def finished(self, route: str, endpoint: str, status: int, started: float) -> None:
         self.requests.labels(route, endpoint, str(status)).inc()
         self.latency.labels(route, endpoint).observe(time.perf_counter() - started)
+
+    def ended(self, gen: Generation, status: int, code: str | None = None,
+              tokens: int = 0) -> None:
+        """One generation request ended: the route metrics and the per-adapter ones."""
+        self.finished(gen.route, gen.endpoint, status, gen.started)
+        self.generations.labels(gen.known, gen.adapter, str(status)).inc()
+        if status >= 400:
+            self.errors.labels(gen.known, gen.adapter, code or str(status)).inc()
+        if tokens:
+            self.output_tokens.labels(gen.known, gen.adapter).inc(tokens)
 
     def render(self, engine_texts: Iterable[str] = ()) -> bytes:
         """This registry plus engine metric texts, merged family by family."""
