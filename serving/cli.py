@@ -62,8 +62,33 @@ def throughput_settings() -> dict[str, str]:
         if get_haproxy_binary():
             settings["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
     except (ImportError, OSError, RuntimeError):
-        pass
+        return settings
+    # HAProxy's stats and metrics listeners have fixed ports on every node (8404, 9101);
+    # a second local server (a benchmark next to `make serve`) takes free ones instead.
+    for key, port in (("RAY_SERVE_HAPROXY_STATS_PORT", 8404),
+                      ("RAY_SERVE_HAPROXY_METRICS_PORT", 9101)):
+        if key not in os.environ and not _port_free(port):
+            settings[key] = str(_free_port())
     return settings
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
 
 
 def prepare_models(config: LoragConfig) -> None:
@@ -112,6 +137,7 @@ _FORWARDED_ENV = (
     "VLLM_NO_USAGE_STATS", "DO_NOT_TRACK", "TOKENIZERS_PARALLELISM",
     "VLLM_CPU_KVCACHE_SPACE", "VLLM_CPU_OMP_THREADS_BIND", "LORAG_DATA_DIR",
     "RAY_SERVE_THROUGHPUT_OPTIMIZED", "RAY_SERVE_ENABLE_HA_PROXY",
+    "RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT",
 )
 
 

@@ -52,7 +52,11 @@ def test_rendered_serve_config_deploys_through_the_dashboard_and_answers(tmp_pat
     serve_doc["http_options"].update(host="127.0.0.1", port=port)   # loopback only here
 
     head = spec["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["containers"][0]
-    env = {**os.environ, **{e["name"]: e["value"] for e in head["env"]}}
+    env = {**os.environ, **{e["name"]: e["value"] for e in head["env"]},
+           # HAProxy's stats and metrics ports are fixed per node (8404, 9101); the
+           # session's e2e server may hold them on this machine.
+           "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
+           "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port())}
     cluster = LocalRayCluster(env, num_cpus=2,
                               resources={INDEX_STORE_RESOURCE: INDEX_STORE_SLOTS},
                               log_path=tmp_path / "ray-driver.log")
