@@ -87,30 +87,58 @@ class LocalRayCluster:
         except OSError:
             return ""
 
-    def stop(self, timeout_s: float = 60) -> list[int]:
-        """Shut Serve and the cluster down; return PIDs of vLLM engine / HAProxy / Ray
-        processes of this cluster still alive after a clean shutdown (then ended)."""
+    def stop(self, grace_s: float = 16) -> list[int]:
+        """Shut Serve down, then this cluster's Ray processes as `ray stop` does (SIGTERM,
+        SIGKILL after `grace_s`). Returns the vLLM engine / HAProxy processes that
+        outlived Serve's shutdown (then ended by PID): empty when it was clean."""
         try:   # serve.shutdown() in the dashboard: replicas, engines, proxies, controller
             httpx.delete(f"{self.dashboard_url}/api/serve/applications/", timeout=120)
         except httpx.HTTPError:
             pass
-        ours = _pids_matching(self.temp_dir)
-        for pid in ours:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        orphans = self._wait_gone(lambda: _pids_matching(*ENGINE_AND_PROXY) - self._before,
+                                  timeout_s=30)
+        ray_procs = _with_descendants(_pids_matching(self.temp_dir))
+        _signal_all(ray_procs, signal.SIGTERM)
+        left = self._wait_gone(lambda: ray_procs & _alive(), timeout_s=grace_s)
+        _signal_all(left | orphans, signal.SIGKILL)
+        return sorted(orphans)
+
+    @staticmethod
+    def _wait_gone(pids, timeout_s: float) -> set[int]:
         deadline = time.monotonic() + timeout_s
-        left = self._leftovers()
+        left = pids()
         while left and time.monotonic() < deadline:
             time.sleep(1)
-            left = self._leftovers()
-        for pid in left:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        return sorted(left)
+            left = pids()
+        return left
 
-    def _leftovers(self) -> set[int]:
-        return (_pids_matching(*ENGINE_AND_PROXY) - self._before) | _pids_matching(self.temp_dir)
+
+def _alive() -> set[int]:
+    return {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()}
+
+
+def _with_descendants(roots: set[int]) -> set[int]:
+    """`roots` and every process below them (Ray's agents and workers)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found = set(roots)
+    grew = True
+    while grew:
+        more = {pid for pid, ppid in parents.items() if ppid in found} - found
+        found |= more
+        grew = bool(more)
+    return found
+
+
+def _signal_all(pids: set[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass

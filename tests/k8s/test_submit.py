@@ -56,12 +56,16 @@ def test_rendered_serve_config_deploys_through_the_dashboard_and_answers(tmp_pat
            # HAProxy's stats and metrics ports are fixed per node (8404, 9101); the
            # session's e2e server may hold them on this machine.
            "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
-           "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port())}
+           "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
+           # As in a pod: `ray start` turns Ray's token auth on only where a token file
+           # exists (~/.ray/auth_token, which a local `ray.init` leaves here); a fresh
+           # pod has none, and KubeRay's calls to the dashboard carry none.
+           "RAY_AUTH_MODE": "disabled"}
     cluster = LocalRayCluster(env, num_cpus=2,
                               resources={INDEX_STORE_RESOURCE: INDEX_STORE_SLOTS},
                               log_path=tmp_path / "ray-driver.log")
-    cluster.start()
     try:
+        cluster.start()
         put = httpx.put(f"{cluster.dashboard_url}/api/serve/applications/", json=serve_doc,
                         timeout=120)
         assert put.status_code == 200, put.text
