@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -101,6 +102,7 @@ class LocalRayCluster:
         _signal_all(ray_procs, signal.SIGTERM)
         left = self._wait_gone(lambda: ray_procs & _alive(), timeout_s=grace_s)
         _signal_all(left | orphans, signal.SIGKILL)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
         return sorted(orphans)
 
     @staticmethod
