@@ -50,7 +50,8 @@ class FakeAdapters:
     async def resolve(self, name):
         if name not in ("json-format", "context-json"):
             return None
-        return {"served_id": f"{name}@1", "base_model": "smollm2"}
+        # The fields of a registry record (adapters.service.record) the ingress reads.
+        return {"name": name, "version": 1, "served_id": f"{name}@1", "base_model": "smollm2"}
 
 
 @pytest.fixture
