@@ -92,12 +92,16 @@ class LocalRayCluster:
         """Shut Serve down, then this cluster's Ray processes as `ray stop` does (SIGTERM,
         SIGKILL after `grace_s`). Returns the vLLM engine / HAProxy processes that
         outlived Serve's shutdown (then ended by PID): empty when it was clean."""
+        # This cluster's processes, taken while the tree is whole: another server on the
+        # machine (the e2e session's) starts engines and HAProxy processes of the same
+        # names meanwhile - HAProxy re-execs itself on every reload - and is not ours.
+        tree = _with_descendants(_pids_matching(self.temp_dir))
         try:   # serve.shutdown() in the dashboard: replicas, engines, proxies, controller
             httpx.delete(f"{self.dashboard_url}/api/serve/applications/", timeout=120)
         except httpx.HTTPError:
             pass
-        orphans = self._wait_gone(lambda: _pids_matching(*ENGINE_AND_PROXY) - self._before,
-                                  timeout_s=30)
+        orphans = self._wait_gone(
+            lambda: (_pids_matching(*ENGINE_AND_PROXY) - self._before) & tree, timeout_s=60)
         ray_procs = _with_descendants(_pids_matching(self.temp_dir))
         _signal_all(ray_procs, signal.SIGTERM)
         left = self._wait_gone(lambda: ray_procs & _alive(), timeout_s=grace_s)
