@@ -33,6 +33,23 @@ def _app_status(dashboard: str) -> tuple[str | None, str]:
     return (app["status"], app.get("message", "")) if app else (None, "")
 
 
+def _wait_http_ready(url: str, cluster: LocalRayCluster, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            healthz = httpx.get(f"{url}/-/healthz", timeout=10)
+            health = httpx.get(f"{url}/health", timeout=10)
+            if healthz.status_code == health.status_code == 200:
+                return
+            last = f"/-/healthz {healthz.status_code}, /health {health.status_code}: {health.text}"
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        time.sleep(1)
+    raise AssertionError(f"{url} not serving {timeout_s:.0f}s after RUNNING ({last})\n"
+                         f"{cluster.tail()}")
+
+
 def test_rendered_serve_config_deploys_through_the_dashboard_and_answers(tmp_path):
     from ray.serve.schema import ServeDeploySchema
 
@@ -76,6 +93,10 @@ def test_rendered_serve_config_deploys_through_the_dashboard_and_answers(tmp_pat
             time.sleep(3)
             status, message = _app_status(cluster.dashboard_url)
         assert status == "RUNNING", f"{status}: {message}\n{cluster.tail()}"
+        # RUNNING is the controller's view; the HTTP route (HAProxy's backend, reloaded
+        # from the controller's routing table) follows a moment later. KubeRay's own
+        # readiness probe waits on the same endpoint before the Service sends traffic.
+        _wait_http_ready(f"http://127.0.0.1:{port}", cluster)
 
         client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused",
                         max_retries=0, timeout=300)
