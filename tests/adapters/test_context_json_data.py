@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "adapters" / "samples" / "data" / "make_context_json.py"
 IDK = {"answer": "I don't know.", "confidence": "low"}
 TWO_FACT = {"pair", "compare", "bridge", "change"}
+REFUSED = {"unanswerable", "miss", "masked"}
 EVALUATION_NAMES = ("helix", "verdant", "tarrowmere", "ostbridge", "quillhaven")
 
 
@@ -93,7 +94,7 @@ def test_citations_stay_within_the_sources_of_the_prompt(generated):
 def test_answers_cite_the_source_that_states_the_fact(generated):
     for record, meta in everything(generated):
         answer = answer_of(record)
-        if meta["kind"] in ("unanswerable", "miss"):
+        if meta["kind"] in REFUSED:
             continue
         assert meta["gold"]
         for gold in meta["gold"]:
@@ -109,15 +110,29 @@ def test_answers_cite_the_source_that_states_the_fact(generated):
 def test_unanswerable_questions_are_answered_i_dont_know(generated):
     for record, meta in everything(generated):
         answer = answer_of(record)
-        if meta["kind"] in ("unanswerable", "miss"):
+        if meta["kind"] in REFUSED:
             assert answer == IDK and meta["gold"] == []
         else:
             assert answer["answer"] != IDK["answer"]
 
 
+def test_masked_questions_have_related_sources_none_of_which_answers(generated):
+    masked = [meta for _, meta in everything(generated) if meta["kind"] == "masked"]
+    assert masked
+    for meta in masked:
+        value = meta["missed"]
+        assert value and meta["question"]
+        assert not any(_states(value, s["text"]) for s in meta["sources"]), meta["question"]
+
+
+def _states(value, text):
+    import re
+    return re.search(r"(?<![\w.,€$£])" + re.escape(value) + r"(?![\w]|[.,]\d)", text)
+
+
 def test_the_set_mixes_kinds_and_holds_out_other_organisations(generated):
     kinds = {meta["kind"] for _, meta in generated["train"]}
-    assert {"single", "unanswerable"} <= kinds and kinds & TWO_FACT
+    assert {"single", "unanswerable", "masked"} <= kinds and kinds & TWO_FACT
     train_orgs = {meta["org"] for _, meta in generated["train"]}
     held_orgs = {meta["org"] for _, meta in generated["heldout"]}
     assert len(train_orgs) == 2 and len(held_orgs) == 1 and not train_orgs & held_orgs

@@ -30,7 +30,9 @@ Kinds of example: single facts (direct, paraphrased and informal questions,
 near-duplicate distractors among the sources), two facts from two sources
 (both cited, medium confidence), and unanswerable questions (facts the
 documents never state, superseded-only rules, draft-only prices, sites that do
-not exist). The held-out file uses organisations that training never sees.
+not exist; and masked ones: a stated fact asked of the index without the chunks
+that state it, so every source is related and none answers). The held-out file
+uses organisations that training never sees.
 
 Nothing here comes from the evaluation knowledge base (retrieval/samples/helix).
 
@@ -65,9 +67,12 @@ MAX_EXAMPLE_TOKENS = 1024
 IDK = "I don't know."
 TRAIN_ORGS, HELDOUT_ORGS = 56, 5
 # Examples kept per organisation: single facts, two-fact answers, designed unanswerables,
-# and (when retrieval missed a single fact) "I don't know." examples.
-QUOTA = {"single": 7, "two": 2, "unanswerable": 2, "miss": 1}
+# (when retrieval missed a single fact) "I don't know." examples, and masked questions:
+# answerable single facts asked of the index without the chunks that state them, so the
+# sources are the closest related chunks and none holds the answer ("I don't know.").
+QUOTA = {"single": 7, "two": 2, "unanswerable": 2, "miss": 1, "masked": 2}
 MISS_RATE = 0.6  # share of organisations that also get a retrieval-miss example
+MASK_EXTRA = 8  # extra hits searched for a masked question, to refill top_k
 SINGLES_SEARCHED = 18  # single-fact candidates searched per organisation
 
 # ----------------------------------------------------------------------------- vocabulary
@@ -1730,9 +1735,15 @@ class Renderer:
                           for d in docs])
         return kb
 
-    def sources(self, kb, question: str) -> list[dict]:
-        """[{hit fields..., n, text (as rendered), truncated}] for a question, best first."""
-        hits = kb.search(question, top_k=self.settings.top_k)
+    def sources(self, kb, question: str, drop=None) -> list[dict]:
+        """[{hit fields..., n, text (as rendered), truncated}] for a question, best first;
+        `drop(hit)` true removes a hit before the top_k are taken (masked questions)."""
+        top_k = self.settings.top_k
+        if drop is None:
+            hits = kb.search(question, top_k=top_k)
+        else:
+            hits = kb.search(question, top_k=top_k + MASK_EXTRA)
+            hits = [h for h in hits if not drop(h)][:top_k]
         hits = self.rag.usable_hits(hits, self.settings)
         cut: dict[int, str] = {}
 
@@ -1867,6 +1878,36 @@ def select(org: OrgWriter, labelled: list[tuple[Cand, dict, list[dict]]], quota:
     return picked
 
 
+def masked(org: OrgWriter, renderer: Renderer, kb, quota: dict, stats: Counter
+           ) -> list[tuple[Cand, dict, list[dict]]]:
+    """Single facts asked of the index with every chunk that states the fact's value
+    removed: the remaining top_k are the closest related chunks (the same document's
+    other sections, sibling sites, old versions), none of which answers, so the target is
+    "I don't know." The hard refusal case: related sources, no answer. Own random
+    stream, so the other examples stay as they were."""
+    r = random.Random(f"{org.name}:masked")
+    singles = [c for c in org.cands if c.kind == "single"]
+    r.shuffle(singles)
+    out = []
+    for cand in singles:
+        if len(out) >= quota["masked"]:
+            break
+        fact = cand.facts[0]
+        ref = org.name if r.random() < 0.55 else org.short
+        question = org.phrase(fact.direct if r.random() < 0.5 else fact.para, ref)
+
+        def states(hit: dict, value: str = fact.value) -> bool:
+            return occurs(value, hit["text"]) > 0
+        sources = renderer.sources(kb, question, drop=states)
+        if not sources:
+            stats["dropped: masked, no source above min_score"] += 1
+            continue
+        target = {"kind": "masked", "question": question, "answer": IDK, "confidence": "low",
+                  "gold": [], "missed": fact.value}
+        out.append((cand, target, sources))
+    return out
+
+
 def is_injected(text: str) -> bool:
     return any(inj.split(" ")[0] in text and inj[-25:] in text for inj in INJECTIONS)
 
@@ -1892,7 +1933,8 @@ def generate(orgs: list[OrgWriter], renderer: Renderer, prefix: str, quota: dict
                 continue
             assert target["question"] == question
             labelled.append((cand, target, sources))
-        for cand, target, sources in select(org, labelled, quota):
+        picked = select(org, labelled, quota) + masked(org, renderer, kb, quota, stats)
+        for cand, target, sources in picked:
             answer = json.dumps({"answer": target["answer"], "confidence": target["confidence"]},
                                 ensure_ascii=False)
             messages = renderer.messages(target["question"], sources) + [
