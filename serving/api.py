@@ -179,7 +179,8 @@ class OpenAIService:
         self.metrics.sources.labels(route.name).observe(len(hits))
         return {**prompt, "index": searched, "hits": hits,
                 "max_context_tokens": settings.max_context_tokens,
-                "add_markers": settings.add_markers}
+                "add_markers": settings.add_markers,
+                "check_grounding": settings.check_grounding}
 
     def _no_context(self, route: RouteConfig, request: Any, request_id: str,
                     gen: Generation) -> Response:

@@ -82,12 +82,15 @@ class LLMServer:
     def chat(self, request: Any, prompt: dict[str, Any] | None = None
              ) -> AsyncGenerator[dict | str, None]:
         """Chat completion; `prompt` (from the route) adds instructions and sources."""
-        citations, marker_sources = None, None
+        citations, marker_sources, grounding = None, None, None
         if prompt:
             citations, sources = self.apply_route_prompt(request, prompt)
             marker_sources = sources if prompt.get("add_markers") else None
+            if prompt.get("check_grounding") and citations is not None:
+                grounding = (sources + [rag_question(request)],
+                             prompt["template"]["no_context_answer"])
         return self._run(self._chat.create_chat_completion, request, citations,
-                         marker_sources)
+                         marker_sources, grounding)
 
     def completions(self, request: Any) -> AsyncGenerator[dict | str, None]:
         return self._run(self._completion.create_completion, request)
@@ -121,7 +124,9 @@ class LLMServer:
         return citations, [text for _, text in chosen]
 
     async def _run(self, create: Any, request: Any, citations: list[dict] | None = None,
-                   marker_sources: list[str] | None = None) -> AsyncGenerator[dict | str, None]:
+                   marker_sources: list[str] | None = None,
+                   grounding: tuple[list[str], str] | None = None
+                   ) -> AsyncGenerator[dict | str, None]:
         from vllm.entrypoints.serve.engine.protocol import ErrorResponse
         from vllm.entrypoints.serve.exception_handling.error_response import (
             create_error_response,
@@ -139,12 +144,16 @@ class LLMServer:
             body = result.model_dump(exclude_unset=False)
             if citations is not None:
                 body["citations"] = citations
-            if marker_sources:
-                from serving.rag import add_marker
+            if grounding or marker_sources:
+                from serving.rag import add_marker, grounded
 
                 for choice in body.get("choices", []):
                     message = choice.get("message") or {}
-                    if isinstance(message.get("content"), str):
+                    if not isinstance(message.get("content"), str):
+                        continue
+                    if grounding and not grounded(message["content"], grounding[0]):
+                        message["content"] = grounding[1]  # invented: say "don't know"
+                    elif marker_sources:
                         message["content"] = add_marker(message["content"], marker_sources)
             yield body
         else:
@@ -165,3 +174,15 @@ class LLMServer:
         from prometheus_client import REGISTRY, generate_latest
 
         return generate_latest(REGISTRY).decode()
+
+
+def rag_question(request: Any) -> str:
+    """The question of a rewritten retrieval request: its last user message (grounding
+    accepts what the question itself states)."""
+    from serving.rag import text_of
+
+    for m in reversed(list(request.messages)):
+        m = m if isinstance(m, dict) else getattr(m, "model_dump", lambda: dict(m))()
+        if m.get("role") == "user":
+            return text_of(m.get("content"))
+    return ""

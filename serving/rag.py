@@ -197,6 +197,60 @@ def add_marker(answer: str, sources: list[str]) -> str:
     return answer if n is None else f"{answer.rstrip()} [{n}]"
 
 
+# -- grounding: an answer whose figures and names are in no source was invented ---------
+
+_CLAIM_RE = re.compile(r"[\w€$£%°.,/-]+")
+_SYMBOLS_RE = re.compile(r"[€$£%°]")
+_GROUPED_RE = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_NOT_NAMES = frozenset("""the this that these those there then they their its his her
+answer source sources question yes not none""".split())
+
+
+def _norm(text: str) -> str:
+    return _SYMBOLS_RE.sub("", _GROUPED_RE.sub("", text.lower()))
+
+
+def claims(answer: str) -> tuple[list[str], list[str]]:
+    """(figures, names) an answer states: tokens with a digit ("€1,310" -> "1310",
+    "HV-SK-502"), and the parts of capitalised words ("Lindqvist-Haar" -> "lindqvist",
+    "haar"); citation markers are ignored."""
+    figures, names = [], []
+    for token in _CLAIM_RE.findall(MARKER_RE.sub(" ", answer or "")):
+        token = token.strip(".,/-")
+        if any(c.isdigit() for c in token):
+            if core := _norm(token).strip(".,/-"):
+                figures.append(core)
+        elif token[:1].isupper() and token.lower() not in _NOT_NAMES:
+            names += [p for p in token.lower().split("-") if len(p) >= 3]
+    return figures, names
+
+
+def _stated(claim: str, text: str) -> bool:
+    if re.search(r"(?<![\w.])" + re.escape(claim) + r"(?![\w]|[.,]\d)", text):
+        return True
+    parts = [x for x in claim.split("-") if x]  # "12-month" is grounded by "12 months"
+    return len(parts) > 1 and all(_stated(x, text) for x in parts)
+
+
+def grounded(answer: str, texts: list[str]) -> bool:
+    """Whether an answer's figures and names come from `texts` (the sources the model was
+    given and the question): with figures, at least one of them must occur there; without,
+    at least half of its capitalised names. A 135M model asked what the sources do not
+    say invents a figure or a name rather than saying it does not know; the figures a
+    correct answer states are copied from a source.
+
+    >>> grounded("It has 12 delivery vans [1].", ["[1] Fleet: 9 vans."])
+    False
+    """
+    figures, names = claims(answer)
+    haystack = _norm(" ".join(texts))
+    if figures:
+        return any(_stated(f, haystack) for f in figures)
+    if names:
+        return 2 * sum(_stated(n, haystack) for n in names) >= len(names)
+    return True
+
+
 class MarkerStream:
     """Adds the marker of `add_marker` to streamed answers: SSE in, SSE out. Each
     choice's text is accumulated; its finishing chunk gets " [n]" if it cited nothing."""

@@ -36,6 +36,12 @@ class RetrievalSettings(_Strict):
         description="When an answer cites no source, append the marker [n] of the source it "
         "shares the most terms with (small base models rarely cite by themselves). Turn it "
         "off for routes that answer in a strict format such as JSON.")
+    check_grounding: bool = Field(
+        default=True,
+        description="Replace an answer with template.no_context_answer when it states figures "
+        "(or, without figures, mostly names) found in neither the sources nor the question: "
+        "small models invent them when the sources do not hold the answer. Non-streamed "
+        "answers only (a streamed one is sent as it is made).")
 
 
 DEFAULT_RAG_SYSTEM = (

@@ -150,3 +150,29 @@ def test_marker_stream_marks_the_finishing_chunk_of_each_choice():
             text[ch["index"]] += ch["delta"]["content"]
     assert text == {0: "Ostbridge recycles 91%. [2]", 1: "No."}
     assert out[-1] == "data: [DONE]\n\n"
+
+
+def test_claims_are_figures_and_capitalised_names_without_markers():
+    figures, names = rag.claims('{"answer": "Ilse Lindqvist-Haar paid €1,310 [2] at -18°C",'
+                                ' "confidence": "high"}')
+    assert figures == ["1310", "18c"]
+    assert names == ["ilse", "lindqvist", "haar"]
+
+
+def test_grounded_answers_state_figures_found_in_the_sources():
+    sources = ["[1] Site A > Water\nThe recirculation rate is 91%. Form SB-14, 1,310 tonnes.",
+               "[2] Staff\nOdile Farrant manages site A."]
+    assert rag.grounded("The rate is 91% [1].", sources)
+    assert rag.grounded("1310 tonnes", sources) and rag.grounded("Form SB-14 [1]", sources)
+    assert rag.grounded("Odile Farrant [2]", sources)
+    assert rag.grounded("I don't know.", sources)  # nothing to check
+    # one figure from a source is enough: a correct answer with an invented aside stays
+    assert rag.grounded("€380,000 [1], 1.2% of the budget", ["approved €380,000"])
+    assert not rag.grounded("The rate is 94% [1].", sources)
+    assert not rag.grounded("It has 12 delivery vans.", sources)
+    assert not rag.grounded("91.5", sources) and not rag.grounded("SB-15", sources)
+    assert not rag.grounded("Elena Elenkova was elected.", sources)
+
+
+def test_grounding_is_on_by_default_for_retrieval_routes():
+    assert RetrievalSettings(index="kb").check_grounding
