@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from serving.config import LoragConfig
 from serving.errors import ConflictError, NotFoundError, error_from_wire, from_pydantic_error
-from serving.protocol import decode_json_body
+from serving.protocol import decode_json_body, read_body
 
 
 class LoadAdapterRequest(BaseModel):
@@ -46,7 +46,9 @@ class AdaptersAPI:
         return reply["result"]
 
     async def load(self, raw: Request) -> JSONResponse:
-        body = decode_json_body(await raw.body(), self.config.server.ingress.max_request_bytes)
+        body = decode_json_body(
+            await read_body(raw, self.config.server.ingress.max_request_bytes),
+            self.config.server.ingress.max_request_bytes)
         try:
             req = LoadAdapterRequest.model_validate(body)
         except ValidationError as err:

@@ -9,6 +9,7 @@ returning an async iterator, so tests can pass a fake.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -27,6 +28,8 @@ from serving.errors import (
     ModelNotFoundError,
     ServiceUnavailableError,
     error_from_wire,
+    GatewayTimeoutError,
+    from_internal_error,
     from_vllm_error,
 )
 from serving.metrics import (
@@ -35,8 +38,15 @@ from serving.metrics import (
     UsageMeter,
     force_usage,
     usage_tokens,
+    usage_total,
 )
-from serving.protocol import decode_json_body, parse_chat_request, parse_completion_request
+from serving.protocol import (
+    decode_json_body,
+    parse_chat_request,
+    parse_completion_request,
+    read_body,
+)
+from serving.route_settings import RouteLimitError
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +65,19 @@ def _check_index_override(route: RouteConfig | None, index: Any) -> None:
             param="index", code="unsupported_parameter")
 
 
+def _route_limits(route: RouteConfig, body: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return route.limits.check(body)
+    except RouteLimitError as err:
+        raise InvalidRequestError(str(err), param=err.param, code="max_tokens_exceeded") from None
+
+
 class OpenAIService:
     def __init__(self, config: LoragConfig, llm_handles: dict[str, Any],
                  retriever: Any | None = None, adapters: Any | None = None,
-                 adapter_registry: Any | None = None):
+                 adapter_registry: Any | None = None, access: Any | None = None):
         self.config = config
+        self.access = access  # serving.auth.Access: charges each key for its tokens
         self.llm = llm_handles
         self.adapters = adapters  # AdaptersAPI: resolves adapter names to versions
         self.retriever = retriever
@@ -86,17 +104,21 @@ class OpenAIService:
         return await self._generate(raw, "completions", parse_completion_request, "prompt")
 
     async def _generate(self, raw: Request, endpoint: str, parse, prompt_param: str) -> Response:
-        gen = Generation(endpoint, time.perf_counter())
+        gen = Generation(endpoint, time.perf_counter(),
+                         key=getattr(raw.state, "api_key", None),
+                         deadline=asyncio.get_running_loop().time()
+                         + self.config.server.ingress.request_timeout_s)
         request_id = raw.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
         raw.state.request_id = request_id
         queued = None
         try:
-            body = decode_json_body(await raw.body(), self.config.server.ingress.max_request_bytes)
+            limit = self.config.server.ingress.max_request_bytes
+            body = decode_json_body(await read_body(raw, limit), limit)
             index = body.pop("index", None)  # lorag's extension, not a vLLM field
             route = self.config.route(body.get("model")) if isinstance(
                 body.get("model"), str) else None
             if route is not None:
-                body = route.sampling.apply(body)
+                body = _route_limits(route, route.sampling.apply(body))
             request = parse(body)
             handle, adapter = await self._target(request.model or "")
             gen.route = gen.known = request.model
@@ -118,16 +140,35 @@ class OpenAIService:
                     prompt = await self._route_prompt(route, request, index)
                     if prompt is not None and not prompt.get("hits", True):
                         return self._no_context(route, request, request_id, gen)
+            if route is not None and route.limits.max_prompt_tokens:
+                # Counted by the LLM replica, which holds the tokenizer.
+                prompt = {**(prompt or {}), "max_prompt_tokens": route.limits.max_prompt_tokens}
             upstream = getattr(handle.options(stream=True), endpoint)
             stream = (upstream.remote(request, adapter, prompt) if prompt is not None
                       else upstream.remote(request, adapter))
-            first = await anext(stream)
+            async with asyncio.timeout_at(gen.deadline):
+                first = await anext(stream)
+        except TimeoutError:
+            stream.cancel()
+            err = GatewayTimeoutError(
+                f"No answer within the server's request timeout "
+                f"({self.config.server.ingress.request_timeout_s:g}s); retry later.",
+                code="timeout")
+            self.metrics.ended(gen, err.status, err.code)
+            raise err from None
         except LoragError as err:
             self.metrics.ended(gen, err.status, err.code)
             raise
         except StopAsyncIteration:
             self.metrics.ended(gen, 500)
             raise LoragError(f"The engine returned nothing for request {request_id}.") from None
+        except Exception as exc:  # a full queue, a lost replica, a timeout: 503 / 504
+            err = from_internal_error(exc)
+            if err is None:
+                self.metrics.ended(gen, 500)
+                raise
+            self.metrics.ended(gen, err.status, err.code)
+            raise err from None
         finally:
             if queued is not None:
                 queued.dec()
@@ -144,6 +185,7 @@ class OpenAIService:
             self.metrics.first_token.labels(gen.known, gen.adapter).observe(
                 time.perf_counter() - gen.started)
             self.metrics.ended(gen, 200, tokens=usage_tokens(first))
+            self._charge(gen, usage_total(first))
             return JSONResponse(first, headers=headers)
         elapsed = time.perf_counter() - gen.started
         self.metrics.ttft.labels(gen.route, endpoint).observe(elapsed)
@@ -205,19 +247,35 @@ class OpenAIService:
         status = 200
         try:
             yield meter(first)
-            async for chunk in stream:
-                if chunk := meter(chunk):
-                    yield chunk
+            async with asyncio.timeout_at(gen.deadline):  # one timer, not one per chunk
+                async for chunk in stream:
+                    if chunk := meter(chunk):
+                        yield chunk
         except asyncio.CancelledError:
             status = 499  # the client went away; cancel the engine request too
             stream.cancel()
             raise
-        except Exception:
-            status = 500  # the stream broke after its headers were sent
-            raise
+        except Exception as exc:
+            # The headers are out: end the stream with an error event, as vLLM does.
+            err = from_internal_error(exc) if not isinstance(exc, TimeoutError) else \
+                GatewayTimeoutError("The answer did not finish within the server's request "
+                                    "timeout.", code="timeout")
+            if err is None:
+                status = 500
+                logger.exception("stream of request %s broke", gen.route)
+                err = LoragError("The stream broke inside the server.")
+            else:
+                status = int(err.status)
+            stream.cancel()
+            yield f"data: {json.dumps(err.to_body())}\n\ndata: [DONE]\n\n"
         finally:
             gauge.dec()
             self.metrics.ended(gen, status, tokens=meter.tokens)
+            self._charge(gen, meter.total)
+
+    def _charge(self, gen: Generation, tokens: int) -> None:
+        if self.access is not None:
+            self.access.charge(gen.key, tokens)
 
     async def _target(self, model: str) -> tuple[Any, dict[str, Any] | None]:
         """The LLM handle for `model` (a route or a loaded adapter) and the adapter record."""

@@ -41,6 +41,7 @@ def _deployment_options(dep: DeploymentConfig, *, name: str, default_gpus: float
         "name": name,
         "logging_config": logging,
         "max_ongoing_requests": dep.max_ongoing_requests,
+        "max_queued_requests": dep.max_queued_requests,
         "ray_actor_options": {
             "runtime_env": {"env_vars": REPLICA_ENV},
             "num_cpus": dep.num_cpus,
@@ -67,10 +68,12 @@ def build_from_config(config: LoragConfig, llm_server_cls: type | None = None):
     """
     from ray import serve
 
+    from serving.auth import limited
     from serving.ingress import (
         AdapterRegistryDeployment,
         Ingress,
         LLMDeployment,
+        RateLimiterDeployment,
         RetrieverDeployment,
     )
 
@@ -99,11 +102,21 @@ def build_from_config(config: LoragConfig, llm_server_cls: type | None = None):
         name="AdapterRegistry", default_gpus=0.0, logging=logging)
     registry = (serve.deployment(AdapterRegistryDeployment).options(**registry_opts)
                 .bind(config.model_dump(mode="json")))
+    limiter = None
+    # Keys (and their limits) may come from a key file or the environment of the pods,
+    # read where the ingress runs; so the limiter is there whenever keys are.
+    auth = config.server.auth
+    if auth.enabled or limited(auth.anonymous_limits):
+        # One replica: the counts of every key across all ingress replicas.
+        limiter_opts = _deployment_options(
+            DeploymentConfig(num_replicas=1, num_cpus=0.05, max_ongoing_requests=1000),
+            name="RateLimiter", default_gpus=0.0, logging=logging)
+        limiter = serve.deployment(RateLimiterDeployment).options(**limiter_opts).bind()
     ingress_opts = _deployment_options(config.server.ingress.deployment, name="Ingress",
                                        default_gpus=0.0, logging=logging)
     return (
         serve.deployment(Ingress).options(**ingress_opts)
-        .bind(config.model_dump(mode="json"), llm_handles, retriever, registry)
+        .bind(config.model_dump(mode="json"), llm_handles, retriever, registry, limiter)
     )
 
 

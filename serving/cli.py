@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -141,12 +142,36 @@ _FORWARDED_ENV = (
 )
 
 
+def check_auth(config: LoragConfig, host: str | None = None) -> str:
+    """Fail before start-up on an unusable auth setting; return the line to print."""
+    from serving.auth import KeyStore
+
+    host = host or config.server.host
+    auth = config.server.auth
+    if not auth.enabled:
+        server = config.server.model_copy(update={"host": host})
+        if not server.loopback():
+            raise ConfigError(f"server.auth.enabled is false, which is for local use only, "
+                              f"but the server would listen on {host!r}; bind 127.0.0.1 or "
+                              "configure API keys (lorag keys create)")
+        return ("lorag: API AUTH IS OFF (server.auth.enabled: false): anyone who can reach "
+                f"{host} may call every endpoint. Local use only.")
+    try:
+        store = KeyStore.from_config(auth)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    return f"lorag: API keys required on /v1 ({len(store.names)} keys: {', '.join(store.names)})"
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    auth_line = check_auth(config, args.host)
+    print(auth_line, flush=True)
     prepare_models(config)
     url = start_server(config, host=args.host, port=args.port)
     print(f"lorag is serving at {url} (routes: {', '.join(r.name for r in config.routes)})",
           flush=True)
+    print(auth_line, flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -188,6 +213,19 @@ def _cmd_k8s_render(args: argparse.Namespace) -> int:
     return run_render(args)
 
 
+def _cmd_keys_create(args: argparse.Namespace) -> int:
+    from serving.auth import hash_key, new_key
+
+    key = new_key()
+    scopes = args.scope or ["user"]
+    print(f"API key (shown once; give it to the client):\n  {key}\n")
+    print("server.auth.keys entry for the config (the digest only):")
+    print(f"  - {{name: {args.name}, scopes: [{', '.join(scopes)}], sha256: {hash_key(key)}}}")
+    print(f"\nor, for a key file / ${'LORAG_API_KEYS'} (a Kubernetes Secret):")
+    print(f'  [{{"name": "{args.name}", "scopes": {json.dumps(scopes)}, "key": "{key}"}}]')
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lorag", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -217,6 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
     train = adapters_sub.add_parser("train", help="fine-tune a LoRA adapter on chat pairs")
     add_train_arguments(train)
     train.set_defaults(func=_cmd_adapters_train)
+    keys = sub.add_parser("keys", help="API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="make a new API key and its config entry")
+    create.add_argument("--name", required=True, help="the key's name (logs, limits)")
+    create.add_argument("--scope", action="append", choices=["user", "admin"],
+                        help="user (inference, models) or admin (adapters, indexes; "
+                        "includes user); repeatable, default user")
+    create.set_defaults(func=_cmd_keys_create)
     k8s = sub.add_parser("k8s", help="Kubernetes (KubeRay) manifests")
     k8s_sub = k8s.add_subparsers(dest="k8s_command", required=True)
     render = k8s_sub.add_parser(

@@ -20,7 +20,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from retrieval.spec import DEFAULT_EMBEDDER, IndexSpec
-from serving.route_settings import PromptTemplate, RetrievalSettings, SamplingDefaults
+from serving.auth import AuthConfig
+from serving.route_settings import (
+    PromptTemplate,
+    RetrievalSettings,
+    RouteLimits,
+    SamplingDefaults,
+)
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
@@ -56,6 +62,10 @@ class DeploymentConfig(_Strict):
     max_ongoing_requests: int = Field(
         default=128, ge=1, description="Requests a replica accepts at once before queueing."
     )
+    max_queued_requests: int = Field(
+        default=-1, ge=-1,
+        description="Requests that may wait for a replica (per caller) before new ones are "
+        "refused at once with 503 + Retry-After (back-pressure); -1: no limit.")
 
     @model_validator(mode="after")
     def _one_scaling_mode(self) -> DeploymentConfig:
@@ -131,8 +141,9 @@ class IngressConfig(_Strict):
         default=600.0, gt=0, description="Longest time a request may take end to end."
     )
     max_request_bytes: int = Field(
-        default=4 * 1024 * 1024, ge=1024, description="Largest request body accepted."
-    )
+        default=4 * 1024 * 1024, ge=1024,
+        description="Largest JSON request body accepted (413 beyond; uploads have "
+        "retrieval.max_upload_bytes).")
 
 
 class ServerConfig(_Strict):
@@ -148,6 +159,18 @@ class ServerConfig(_Strict):
         default="INFO", description="Log level of the Ray Serve replicas."
     )
     ingress: IngressConfig = Field(default_factory=IngressConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig,
+                             description="API keys, scopes and per-key rate limits.")
+
+    def loopback(self) -> bool:
+        return self.host in ("127.0.0.1", "localhost", "::1") or self.host.startswith("127.")
+
+    @model_validator(mode="after")
+    def _auth_off_only_locally(self) -> ServerConfig:
+        if not self.auth.enabled and not self.loopback():
+            raise ValueError(f"auth.enabled: false is for local use only, but host is "
+                             f"{self.host!r}; bind 127.0.0.1 or configure API keys")
+        return self
 
 
 class RetrievalConfig(_Strict):
@@ -242,6 +265,8 @@ class RouteConfig(_Strict):
         default=None, description="Search an index and answer from numbered, cited sources.")
     template: PromptTemplate = Field(default_factory=PromptTemplate)
     sampling: SamplingDefaults = Field(default_factory=SamplingDefaults)
+    limits: RouteLimits = Field(default_factory=RouteLimits,
+                                description="Caps on max_tokens and prompt length.")
     deployment: DeploymentConfig | None = Field(
         default=None,
         description="Give this route its own LLM deployment (LLM:<model>:<route>) with these "
@@ -297,6 +322,10 @@ class LoragConfig(_Strict):
         if route.retrieval is not None and route.retrieval.index not in self.indexes:
             raise ValueError(f"{where}.retrieval.index: route {route.name!r} names unknown "
                              f"index {route.retrieval.index!r} (known: {known(self.indexes)})")
+        cap, default = route.limits.max_tokens, route.sampling.max_tokens
+        if cap is not None and default is not None and default > cap:
+            raise ValueError(f"{where}.sampling.max_tokens: route {route.name!r} defaults to "
+                             f"{default} tokens but limits.max_tokens is {cap}")
         limit = self.models[route.model].engine.max_model_len
         if route.retrieval is not None and route.retrieval.max_context_tokens >= limit:
             raise ValueError(f"{where}.retrieval.max_context_tokens: route {route.name!r} "
@@ -375,6 +404,9 @@ def _anchor_paths(data: dict[str, Any], base_dir: Path) -> None:
         for spec in data["adapters"].values():
             if isinstance(spec, dict) and "source" in spec:
                 spec["source"] = anchor(spec["source"])
+    auth = (data.get("server") or {}).get("auth") if isinstance(data.get("server"), dict) else None
+    if isinstance(auth, dict) and isinstance(auth.get("keys_file"), str):
+        auth["keys_file"] = anchor(auth["keys_file"])
 
 
 def parse_config(data: Any, source: str = "<config>",

@@ -23,11 +23,13 @@ class LoragError(Exception):
     status: int = HTTPStatus.INTERNAL_SERVER_ERROR
     type: str = "server_error"
 
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.message = message
         self.param = param
         self.code = code
+        self.headers = dict(headers or {})  # sent with the error (Retry-After, ...)
 
     def to_body(self) -> dict[str, Any]:
         return error_body(self.message, self.type, self.param, self.code)
@@ -55,6 +57,39 @@ class PayloadTooLargeError(LoragError):
 
 class ServiceUnavailableError(LoragError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
+    type = "server_error"
+
+    def __init__(self, message: str, *, retry_after: int | None = None, **kw: Any):
+        super().__init__(message, **kw)
+        if retry_after is not None:
+            self.headers["Retry-After"] = str(retry_after)
+
+
+class AuthenticationError(LoragError):
+    status = HTTPStatus.UNAUTHORIZED
+    type = "invalid_request_error"  # OpenAI's type for 401s (code invalid_api_key)
+
+    def __init__(self, message: str, **kw: Any):
+        super().__init__(message, **kw)
+        self.headers.setdefault("WWW-Authenticate", "Bearer")
+
+
+class PermissionDeniedError(LoragError):
+    status = HTTPStatus.FORBIDDEN
+    type = "invalid_request_error"
+
+
+class RateLimitError(LoragError):
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    type = "requests"  # OpenAI's type for rate limits
+
+    def __init__(self, message: str, *, retry_after: int, **kw: Any):
+        super().__init__(message, **kw)
+        self.headers["Retry-After"] = str(retry_after)
+
+
+class GatewayTimeoutError(LoragError):
+    status = HTTPStatus.GATEWAY_TIMEOUT
     type = "server_error"
 
 
@@ -111,19 +146,59 @@ def from_vllm_error(error: dict[str, Any], prompt_param: str) -> LoragError:
         err = InvalidRequestError(message, param=param, code=code)
         err.status = status
         return err
-    if status == HTTPStatus.SERVICE_UNAVAILABLE:
-        return ServiceUnavailableError(message)
-    return LoragError(message)
+    # An engine failure (vLLM's 500s: engine dead, internal error) is a 503 the client may
+    # retry: Ray Serve replaces a replica whose engine died (its health check fails).
+    return ServiceUnavailableError(message, code="engine_error", retry_after=RETRY_AFTER_S)
+
+
+# How long a client should wait before retrying after a replica failure or a full
+# queue: Ray Serve replaces a dead replica in seconds (an LLM replica needs its start-up).
+RETRY_AFTER_S = 5
+
+
+def from_internal_error(exc: BaseException) -> LoragError | None:
+    """A Ray / timeout failure between deployments as the client should see it: a full
+    queue or a lost replica is a 503 with Retry-After, a timeout a 504; None for other
+    errors (a bug: 500)."""
+    if isinstance(exc, LoragError):
+        return exc
+    if isinstance(exc, (TimeoutError,)):
+        return GatewayTimeoutError("The request timed out waiting for the model; retry later.",
+                                   code="timeout")
+    try:
+        from ray import exceptions as ray_errors
+        from ray.serve import exceptions as serve_errors
+    except ImportError:  # pragma: no cover - ray is a dependency
+        return None
+    if isinstance(exc, serve_errors.BackPressureError):
+        return ServiceUnavailableError(
+            "The server is at capacity (its request queue is full); retry later.",
+            code="overloaded", retry_after=RETRY_AFTER_S)
+    if isinstance(exc, (ray_errors.GetTimeoutError, ray_errors.RayChannelTimeoutError)):
+        return GatewayTimeoutError("The request timed out inside the server; retry later.",
+                                   code="timeout")
+    if isinstance(exc, ray_errors.RayTaskError):  # the replica's code raised
+        return ServiceUnavailableError(
+            "The model or retriever failed on this request; retry later.",
+            code="engine_error", retry_after=RETRY_AFTER_S)
+    if isinstance(exc, (ray_errors.RayActorError, ray_errors.ActorUnavailableError,
+                        serve_errors.DeploymentUnavailableError,
+                        serve_errors.ReplicaUnavailableError)):
+        return ServiceUnavailableError(
+            "A model or retriever replica failed while serving this request; it is being "
+            "replaced. Retry later.", code="replica_unavailable", retry_after=RETRY_AFTER_S)
+    return None
 
 
 def error_to_wire(err: LoragError) -> dict[str, Any]:
     """A typed error as plain data, to cross a Ray deployment boundary intact."""
     return {"status": int(err.status), "type": err.type, "message": err.message,
-            "param": err.param, "code": err.code}
+            "param": err.param, "code": err.code, "headers": err.headers}
 
 
 def error_from_wire(err: dict[str, Any]) -> LoragError:
-    exc = LoragError(err["message"], param=err.get("param"), code=err.get("code"))
+    exc = LoragError(err["message"], param=err.get("param"), code=err.get("code"),
+                     headers=err.get("headers"))
     exc.status, exc.type = err["status"], err["type"]
     return exc
 
@@ -176,7 +251,7 @@ def register_exception_handlers(app: Any) -> None:
 
     @app.exception_handler(LoragError)
     async def _lorag(_request, exc: LoragError):
-        return respond(exc.status, exc.to_body())
+        return JSONResponse(exc.to_body(), status_code=int(exc.status), headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request, exc: RequestValidationError):
@@ -190,6 +265,10 @@ def register_exception_handlers(app: Any) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request, exc: Exception):
+        if (mapped := from_internal_error(exc)) is not None:
+            logger.warning("request failed inside the server: %r", exc)
+            return JSONResponse(mapped.to_body(), status_code=int(mapped.status),
+                                headers=mapped.headers)
         request_id = request.headers.get(REQUEST_ID_HEADER) or getattr(
             request.state, "request_id", "unknown"
         )

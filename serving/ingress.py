@@ -11,15 +11,17 @@ import re
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from ray import serve
 
 from serving.adapters_api import AdaptersAPI
 from serving.api import OpenAIService
+from serving.auth import Access, KeyStore, RateLimiterDeployment
 from serving.config import LoragConfig, ModelConfig
 from serving.errors import (
     LoragError,
+    ServiceUnavailableError,
     error_to_wire,
     from_pydantic_error,
     register_exception_handlers,
@@ -27,7 +29,19 @@ from serving.errors import (
 from serving.llm_server import LLMServer
 from serving.retrieval_api import RetrievalAPI
 
-app = FastAPI(title="lorag", description="OpenAI-compatible RAG + LoRA inference server")
+
+
+async def _access(request: Request) -> None:
+    """Runs before every endpoint: API key, scope, rate limit (serving.auth)."""
+    access: Access | None = getattr(request.app.state, "lorag_access", None)
+    if access is None:  # never serve unchecked: the replica is not initialised
+        raise ServiceUnavailableError("the server is starting; retry later.", retry_after=5)
+    request.state.api_key = await access.check(request.method, request.url.path,
+                                               request.headers)
+
+
+app = FastAPI(title="lorag", description="OpenAI-compatible RAG + LoRA inference server",
+              dependencies=[Depends(_access)])
 register_exception_handlers(app)
 
 
@@ -36,11 +50,13 @@ class Ingress:
     """The OpenAI-compatible HTTP surface; stateless, scale it freely."""
 
     def __init__(self, config: dict[str, Any], llm_handles: dict[str, Any], retriever: Any,
-                 adapter_registry: Any):
+                 adapter_registry: Any, limiter: Any | None = None):
         cfg = LoragConfig.model_validate(config)
+        self.access = Access(KeyStore.from_config(cfg.server.auth), limiter)
         self.adapters = AdaptersAPI(cfg, adapter_registry, llm_handles)
         self.service = OpenAIService(cfg, llm_handles, retriever, self.adapters,
-                                     adapter_registry)
+                                     adapter_registry, access=self.access)
+        app.state.lorag_access = self.access
         self.retrieval = RetrievalAPI(cfg, retriever)
 
     @app.post("/v1/chat/completions")
@@ -125,6 +141,10 @@ class Ingress:
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
+__all__ = ["Ingress", "LLMDeployment", "RetrieverDeployment", "AdapterRegistryDeployment",
+           "RateLimiterDeployment"]
+
+
 class LLMDeployment:
     """One vLLM engine per replica; requests arrive through deployment handles.
 
@@ -171,9 +191,14 @@ class LLMDeployment:
         async for item in self._generate(create, request, adapter):
             yield item
 
-    async def completions(self, request: Any, adapter: dict[str, Any] | None = None
+    async def completions(self, request: Any, adapter: dict[str, Any] | None = None,
+                          prompt: dict[str, Any] | None = None
                           ) -> AsyncGenerator[dict | str, None]:
-        async for item in self._generate(self.server.completions, request, adapter):
+        """`prompt`: only the route's prompt cap ({"max_prompt_tokens": n}) here."""
+        def create(req: Any) -> Any:
+            return self.server.completions(req, prompt)
+
+        async for item in self._generate(create, request, adapter):
             yield item
 
     async def _generate(self, create: Any, request: Any, adapter: dict[str, Any] | None

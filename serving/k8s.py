@@ -312,7 +312,8 @@ def config_map(text: str, settings: KubeSettings) -> dict[str, Any]:
 
 def secret(settings: KubeSettings) -> dict[str, Any]:
     meta = _meta(settings, f"{settings.name}-secrets")
-    meta["annotations"] = {"lorag/keys": "HF_TOKEN, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+    meta["annotations"] = {"lorag/keys": "LORAG_API_KEYS (the API keys, `lorag keys create`), "
+                           "HF_TOKEN, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
                            "AWS_ENDPOINT_URL: read by the pods as environment variables"}
     return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque",
             "stringData": dict(settings.secret_data)}

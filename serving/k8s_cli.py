@@ -118,7 +118,14 @@ def run_render(args: argparse.Namespace) -> int:
     from serving.k8s import dump_documents, render
 
     path = Path(args.config) if args.config else DEFAULT_CONFIG_PATH
-    docs = render(load_config(path), settings_from_args(args), source=path.name)
+    config, settings = load_config(path), settings_from_args(args)
+    docs = render(config, settings, source=path.name)
+    auth = config.server.auth
+    if not (auth.keys or auth.keys_file or settings.secret_data.get("LORAG_API_KEYS")):
+        print("lorag k8s render: the pods require API keys and this config names none: put "
+              "LORAG_API_KEYS in the Secret (--secret-env-file; `lorag keys create` prints "
+              "an entry) before applying, or the application will not start.",
+              file=sys.stderr)
     if args.out:
         for written in write_kustomize_base(docs, Path(args.out)):
             print(f"wrote {written}", file=sys.stderr)

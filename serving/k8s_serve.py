@@ -82,7 +82,11 @@ def pod_config(config: LoragConfig, paths: PodPaths) -> LoragConfig:
         roots.append(paths.incoming_dir)
     store = config.adapter_store.model_copy(update={"local_roots": roots, "data_dir": None})
     retrieval = config.retrieval.model_copy(update={"data_dir": paths.data_dir})
-    server = config.server.model_copy(update={"host": "0.0.0.0"})
+    # Pods listen on every interface, so API keys are always required there (auth off is
+    # for local use only); the keys come from the Secret's LORAG_API_KEYS, a key file or
+    # the config's digests.
+    auth = config.server.auth.model_copy(update={"enabled": True})
+    server = config.server.model_copy(update={"host": "0.0.0.0", "auth": auth})
     return config.model_copy(update={
         "indexes": indexes, "adapters": adapters, "adapter_store": store,
         "retrieval": retrieval, "server": server})

@@ -83,7 +83,11 @@ class LLMServer:
              ) -> AsyncGenerator[dict | str, None]:
         """Chat completion; `prompt` (from the route) adds instructions and sources."""
         citations, marker_sources, grounding = None, None, None
-        if prompt:
+        if prompt and prompt.get("max_prompt_tokens"):
+            if (error := self.check_prompt_length(request.messages, "messages",
+                                                  prompt["max_prompt_tokens"])) is not None:
+                return _one(error)
+        if prompt and "template" in prompt:
             citations, sources = self.apply_route_prompt(request, prompt)
             marker_sources = sources if prompt.get("add_markers") else None
             if prompt.get("check_grounding") and citations is not None:
@@ -92,8 +96,26 @@ class LLMServer:
         return self._run(self._chat.create_chat_completion, request, citations,
                          marker_sources, grounding)
 
-    def completions(self, request: Any) -> AsyncGenerator[dict | str, None]:
+    def completions(self, request: Any, prompt: dict[str, Any] | None = None
+                    ) -> AsyncGenerator[dict | str, None]:
+        if prompt and prompt.get("max_prompt_tokens"):
+            if (error := self.check_prompt_length(request.prompt, "prompt",
+                                                  prompt["max_prompt_tokens"])) is not None:
+                return _one(error)
         return self._run(self._completion.create_completion, request)
+
+    def check_prompt_length(self, prompt: Any, param: str, limit: int) -> dict | None:
+        """The route's prompt cap: an error item when the client's prompt (messages as
+        the chat template renders them, or each completion prompt) has more tokens."""
+        from serving.errors import InvalidRequestError, error_to_wire
+
+        count = prompt_tokens(self.engine.get_tokenizer(), prompt)
+        if count <= limit:
+            return None
+        err = InvalidRequestError(
+            f"The prompt is {count} tokens; this route accepts at most {limit}.",
+            param=param, code="prompt_too_long")
+        return {"lorag_error": error_to_wire(err)}
 
     def apply_route_prompt(self, request: Any, prompt: dict[str, Any]
                            ) -> tuple[list[dict] | None, list[str]]:
@@ -174,6 +196,36 @@ class LLMServer:
         from prometheus_client import REGISTRY, generate_latest
 
         return generate_latest(REGISTRY).decode()
+
+
+async def _one(item: dict) -> AsyncGenerator[dict | str, None]:
+    yield item
+
+
+def prompt_tokens(tokenizer: Any, prompt: Any) -> int:
+    """Tokens of a chat conversation (rendered with the chat template) or of the longest
+    completion prompt (text or token ids)."""
+    if isinstance(prompt, str):
+        return len(tokenizer.encode(prompt, add_special_tokens=False))
+    if isinstance(prompt, list) and prompt and isinstance(prompt[0], int):
+        return len(prompt)
+    if isinstance(prompt, list) and prompt and all(isinstance(p, (str, list)) for p in prompt):
+        return max(prompt_tokens(tokenizer, p) for p in prompt)
+    messages = []
+    for m in prompt or []:
+        m = m if isinstance(m, dict) else getattr(m, "model_dump", lambda: dict(m))()
+        content = m.get("content")
+        if isinstance(content, list):  # content parts: count their text
+            content = "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        messages.append({"role": str(m.get("role", "user")), "content": content or ""})
+    try:
+        ids = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
+        if isinstance(ids, dict) or hasattr(ids, "keys"):  # transformers 5: a BatchEncoding
+            ids = ids["input_ids"]
+        return len(ids)
+    except Exception:  # no chat template: the plain text
+        return sum(len(tokenizer.encode(x["content"], add_special_tokens=False))
+                   for x in messages)
 
 
 def rag_question(request: Any) -> str:

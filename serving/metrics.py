@@ -36,6 +36,8 @@ class Generation:
     known: str = "-"
     adapter: str = ""
     strip_usage: bool = False
+    key: Any = None  # the caller's ApiKey (serving.auth), charged for the tokens used
+    deadline: float = float("inf")  # loop time by which the answer must be complete
 
 
 def force_usage(request: Any) -> bool:
@@ -58,6 +60,13 @@ def usage_tokens(body: dict) -> int:
     return int(usage.get("completion_tokens") or 0)
 
 
+def usage_total(body: dict) -> int:
+    """Prompt + completion tokens of a whole response (what rate limits count)."""
+    usage = body.get("usage") or {}
+    return int(usage.get("total_tokens") or 0) or (
+        int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0))
+
+
 class UsageMeter:
     """Reads completion tokens from the usage events of an SSE stream as it is relayed.
 
@@ -68,7 +77,8 @@ class UsageMeter:
 
     def __init__(self, strip: bool = False):
         self.strip = strip
-        self.tokens = 0
+        self.tokens = 0       # completion tokens
+        self.total = 0        # prompt + completion tokens (rate limits)
 
     def __call__(self, text: str) -> str:
         if '"usage":' not in text:
@@ -90,6 +100,8 @@ class UsageMeter:
         if not usage:
             return False
         self.tokens = int(usage.get("completion_tokens") or self.tokens)  # cumulative
+        self.total = int(usage.get("total_tokens") or 0) or (
+            int(usage.get("prompt_tokens") or 0) + self.tokens)
         return self.strip and body.get("choices") == []
 
 

@@ -19,6 +19,24 @@ CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "fun
 MAX_N = 16
 
 
+async def read_body(request: Any, max_bytes: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `max_bytes`:
+    from Content-Length before reading, else while streaming it in (chunked uploads)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLargeError(
+            f"Request body is {int(declared)} bytes; the limit is {max_bytes}.",
+            code="request_too_large")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLargeError(
+                f"Request body exceeds the limit of {max_bytes} bytes.", code="request_too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def decode_json_body(raw: bytes, max_bytes: int) -> dict[str, Any]:
     """Decode a request body; malformed JSON or a non-object is a 400."""
     if len(raw) > max_bytes:

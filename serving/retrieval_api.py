@@ -26,7 +26,7 @@ from serving.errors import (
     error_from_wire,
     from_pydantic_error,
 )
-from serving.protocol import decode_json_body
+from serving.protocol import decode_json_body, read_body
 
 
 class _Body(BaseModel):
@@ -74,7 +74,9 @@ class RetrievalAPI:
         return reply["result"]
 
     async def _json(self, raw: Request) -> dict[str, Any]:
-        return decode_json_body(await raw.body(), self.config.server.ingress.max_request_bytes)
+        return decode_json_body(
+            await read_body(raw, self.config.server.ingress.max_request_bytes),
+            self.config.server.ingress.max_request_bytes)
 
     # -- indexes --------------------------------------------------------------------
 

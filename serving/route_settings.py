@@ -124,3 +124,36 @@ class SamplingDefaults(_Strict):
             if out.get(key) is None:  # absent or null: the route's default applies
                 out[key] = value
         return out
+
+
+class RouteLimits(_Strict):
+    """Caps a route puts on every request (400 beyond them, naming the parameter)."""
+
+    max_tokens: int | None = Field(
+        default=None, ge=1,
+        description="Largest max_tokens / max_completion_tokens a request may ask for; a "
+        "request that sets neither gets at most this many.")
+    max_prompt_tokens: int | None = Field(
+        default=None, ge=1,
+        description="Longest prompt a client may send, in the model's tokens (the "
+        "conversation as the chat template renders it, before the route adds sources).")
+
+    def check(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The body with max_tokens capped where unset; raises ValueError(param, msg)."""
+        if self.max_tokens is None:
+            return body
+        out = dict(body)
+        for param in ("max_tokens", "max_completion_tokens"):
+            value = out.get(param)
+            if isinstance(value, int) and not isinstance(value, bool) and value > self.max_tokens:
+                raise RouteLimitError(param, f"{param} is {value}; this route allows at most "
+                                      f"{self.max_tokens}.")
+        if out.get("max_tokens") is None and out.get("max_completion_tokens") is None:
+            out["max_tokens"] = self.max_tokens
+        return out
+
+
+class RouteLimitError(ValueError):
+    def __init__(self, param: str, message: str):
+        super().__init__(message)
+        self.param = param

@@ -9,6 +9,7 @@ local file rendered with the repository and a temporary folder as the pods' path
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -17,6 +18,7 @@ import pytest
 import yaml
 from openai import OpenAI
 
+from serving.auth import new_key
 from serving.config import load_config
 from serving.k8s import KubeSettings, StorageSettings, render
 from serving.k8s_serve import INDEX_STORE_RESOURCE, INDEX_STORE_SLOTS
@@ -69,7 +71,11 @@ def test_rendered_serve_config_deploys_through_the_dashboard_and_answers(tmp_pat
     serve_doc["http_options"].update(host="127.0.0.1", port=port)   # loopback only here
 
     head = spec["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    # The pods require API keys; they come from the Secret as $LORAG_API_KEYS.
+    assert yaml.safe_load(docs["ConfigMap"]["data"]["config.yaml"])["server"]["auth"]["enabled"]
+    api_key = new_key()
     env = {**os.environ, **{e["name"]: e["value"] for e in head["env"]},
+           "LORAG_API_KEYS": json.dumps([{"name": "ops", "scopes": ["admin"], "key": api_key}]),
            # HAProxy's stats and metrics ports are fixed per node (8404, 9101); the
            # session's e2e server may hold them on this machine.
            "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
@@ -98,7 +104,9 @@ def test_rendered_serve_config_deploys_through_the_dashboard_and_answers(tmp_pat
         # readiness probe waits on the same endpoint before the Service sends traffic.
         _wait_http_ready(f"http://127.0.0.1:{port}", cluster)
 
-        client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused",
+        anonymous = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=60)
+        assert anonymous.status_code == 401, anonymous.text
+        client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=api_key,
                         max_retries=0, timeout=300)
         reply = client.chat.completions.create(
             model="base", max_tokens=8, temperature=0,
@@ -110,7 +118,8 @@ def test_rendered_serve_config_deploys_through_the_dashboard_and_answers(tmp_pat
         client.close()
         # The retriever (pinned to the head's custom resource) seeded the index from the
         # ConfigMap's documents path onto the volume.
-        index = httpx.get(f"http://127.0.0.1:{port}/v1/indexes/helix", timeout=60).json()
+        index = httpx.get(f"http://127.0.0.1:{port}/v1/indexes/helix", timeout=60,
+                          headers={"Authorization": f"Bearer {api_key}"}).json()
         assert index["documents"] > 0
         assert (data / "indexes" / "helix").is_dir()
 

@@ -40,7 +40,8 @@ class FakeLLMServer:
 
 
 CONFIG = {
-    "server": {"app_name": "scaling", "ingress": {"deployment": {"num_cpus": 0.1}}},
+    "server": {"app_name": "scaling", "ingress": {"deployment": {"num_cpus": 0.1}},
+               "auth": {"enabled": False}},
     "models": {"smol": {"source": "fake", "engine": {"enable_lora": False},
                         "deployment": {"num_replicas": 1, "num_cpus": 0.1}}},
     "retrieval": {"deployment": {"num_replicas": 1, "num_cpus": 0.1}},

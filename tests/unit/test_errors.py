@@ -53,8 +53,10 @@ def test_vllm_statuses_are_kept():
     assert from_vllm_error({"message": "x", "code": 404}, "prompt").status == 404
     assert from_vllm_error({"message": "x", "code": 422}, "prompt").status == 422
     assert from_vllm_error({"message": "x", "code": 503}, "prompt").status == 503
+    # An engine failure is a 503 the client may retry (the replica is replaced).
     five = from_vllm_error({"message": "x", "code": 500}, "prompt")
-    assert five.status == 500 and five.type == "server_error"
+    assert five.status == 503 and five.type == "server_error"
+    assert five.code == "engine_error" and five.headers["Retry-After"]
 
 
 def test_sanitize_removes_paths_and_traces():
