@@ -47,6 +47,7 @@ class LLMServer:
         self._completion = None
         self.adapters: AdapterSlots | None = None
         self.max_model_len: int | None = None
+        self._watchdog = None
 
     async def start(self) -> None:
         from starlette.datastructures import State
@@ -65,6 +66,10 @@ class LLMServer:
         if self.config.engine.enable_lora:
             self.adapters = AdapterSlots(self.engine, state.openai_serving_models.lora_requests)
         self.max_model_len = self.engine.model_config.max_model_len
+        # A replica killed outright cannot stop its engine's processes: this does.
+        from serving.engine_watchdog import start_for_children
+
+        self._watchdog = start_for_children()
         logger.info("vLLM engine for %s is ready", self.model_key)
 
     def close(self) -> None:
@@ -72,6 +77,12 @@ class LLMServer:
         if self.engine is not None:
             self.engine.shutdown()
             self.engine = None
+        if self._watchdog is not None:  # it exits once the engine's processes are gone
+            try:
+                self._watchdog.wait(timeout=10)
+            except Exception:
+                self._watchdog.kill()
+            self._watchdog = None
 
     async def check_health(self) -> None:
         """Raises if the engine is dead (Ray Serve then restarts the replica)."""
