@@ -46,7 +46,7 @@ def running(cmd: list[str], url: str, log_path: Path, timeout_s: float, *,
     try:
         wait_ready(url, proc, timeout_s, log_path)
         print(f"  ready after {time.monotonic() - started:.0f}s", flush=True)
-        yield
+        yield proc
     finally:
         _signal_group(proc.pid, signal.SIGINT)
         try:

@@ -27,6 +27,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def pytest_collection_modifyitems(config, items):
+    """Fault tests (`@pytest.mark.faults`) kill the session server's replicas: run them
+    after every other test, so that nothing else runs during a recovery."""
+    items.sort(key=lambda item: item.get_closest_marker("faults") is not None)
+
+
 @pytest.fixture(scope="session")
 def s3_url():
     """A local S3-compatible server (moto's server mode) on 127.0.0.1."""
@@ -73,7 +79,7 @@ class Server:
         self._ctx = running(self.cmd, self.url, self.log_path, STARTUP_TIMEOUT_S,
                             env=self.env, cwd=ROOT)
         try:
-            self._ctx.__enter__()
+            self.proc = self._ctx.__enter__()
         except (RuntimeError, TimeoutError) as err:
             pytest.fail(f"lorag serve did not come up: {err}")
 
