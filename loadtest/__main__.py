@@ -1,5 +1,6 @@
-"""`python -m loadtest run ...` (one headless locust run) and `python -m loadtest sweep ...`
-(concurrency sweep, lorag and vLLM's own server). `--help` on each for the options."""
+"""`python -m loadtest run ...` (one headless locust run), `python -m loadtest sweep ...`
+(concurrency sweep, lorag and vLLM's own server) and `python -m loadtest soak ...` (a long
+run: errors and memory). `--help` on each for the options."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ USAGE = """usage: python -m loadtest {run,sweep} [options]
 
   run     headless locust run against a server: CSV, HTML and summary.json
   sweep   concurrency sweep on lorag and on vLLM's OpenAI server: JSON and PNG
+  soak    a long run at one concurrency: error rate and resident memory, start to end
 """
 
 
@@ -21,6 +23,10 @@ def main(argv: list[str]) -> int:
         from loadtest.runner import main as run_main  # imports locust (gevent patching)
 
         return run_main(rest)
+    if command == "soak":
+        from loadtest.soak import main as soak_main
+
+        return soak_main(rest)
     if command == "sweep":
         from loadtest.sweep import main as sweep_main
 

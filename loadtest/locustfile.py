@@ -25,6 +25,7 @@ from requests.exceptions import RequestException
 
 from loadtest.sse import StreamReader
 from loadtest.workload import Workload, parse_length, parse_mix, parse_routes
+from serving.auth import client_headers
 
 # name -> kind of what an admin user created and has not removed yet; the runner
 # removes what is left when the run stops (a user killed mid-cycle).
@@ -42,6 +43,7 @@ class _GenerationUser(HttpUser):
     def on_start(self) -> None:
         self.workload: Workload = self.environment.lorag_workload
         self.rng = random.Random()
+        self.client.headers.update(client_headers())  # $LORAG_API_KEY, if auth is on
 
     @task
     def chat(self) -> None:
@@ -122,6 +124,7 @@ class AdminUser(HttpUser):
 
     def on_start(self) -> None:
         self.workload: Workload = self.environment.lorag_workload
+        self.client.headers.update(client_headers())  # an admin key
         lo, hi = self.workload.admin_wait_s
         self.wait_time = lambda: random.uniform(lo, hi)
         self.serial = 0

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from serving.errors import AuthenticationError, PermissionDeniedError, RateLimitError
 
 KEYS_ENV = "LORAG_API_KEYS"
+CLIENT_KEY_ENV = "LORAG_API_KEY"  # the key lorag's own clients send (eval, ingest, locust)
 KEY_PREFIX = "sk-lorag-"
 ANONYMOUS = "anonymous"
 
@@ -401,3 +402,10 @@ class Access:
 
             logging.getLogger(__name__).warning("could not charge %d tokens to key %s: %r",
                                                 tokens, key.name, err)
+
+
+def client_headers(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """What lorag's own clients (eval, ingest, the locust suite) send: the key in
+    $LORAG_API_KEY as a bearer token, or nothing when it is unset."""
+    key = (os.environ if environ is None else environ).get(CLIENT_KEY_ENV, "").strip()
+    return {"Authorization": f"Bearer {key}"} if key else {}

@@ -31,7 +31,9 @@ def ingest_paths(paths: list[str], *, index: str, url: str, create: bool,
         print("lorag ingest: no .md, .txt or .html files found", file=sys.stderr)
         return 1
     statuses: Counter[str] = Counter()
-    with httpx.Client(base_url=url.rstrip("/"), timeout=600) as client:
+    from serving.auth import client_headers
+
+    with httpx.Client(base_url=url.rstrip("/"), timeout=600, headers=client_headers()) as client:
         if create:
             r = client.post("/v1/indexes", json={"name": index})
             if r.status_code not in (201, 409):

@@ -15,7 +15,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from ray import serve
 
-from serving.adapters_api import AdaptersAPI
+from serving.adapters_api import AdaptersAPI, LoadAdapterRequest
 from serving.api import OpenAIService
 from serving.auth import Access, KeyStore, RateLimiterDeployment
 from serving.config import LoragConfig, ModelConfig
@@ -27,7 +27,14 @@ from serving.errors import (
     register_exception_handlers,
 )
 from serving.llm_server import LLMServer
-from serving.retrieval_api import RetrievalAPI
+from serving.openapi import CHAT, COMPLETION, UPLOAD, body
+from serving.retrieval_api import (
+    AddDocumentsRequest,
+    CreateIndexRequest,
+    EmbeddingsRequest,
+    RetrievalAPI,
+    SearchRequest,
+)
 
 
 
@@ -59,19 +66,19 @@ class Ingress:
         app.state.lorag_access = self.access
         self.retrieval = RetrievalAPI(cfg, retriever)
 
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", openapi_extra=body(CHAT))
     async def chat_completions(self, request: Request) -> Response:
         return await self.service.chat(request)
 
-    @app.post("/v1/completions")
+    @app.post("/v1/completions", openapi_extra=body(COMPLETION))
     async def completions(self, request: Request) -> Response:
         return await self.service.completions(request)
 
-    @app.post("/v1/embeddings")
+    @app.post("/v1/embeddings", openapi_extra=body(EmbeddingsRequest))
     async def embeddings(self, request: Request) -> dict[str, Any]:
         return await self.retrieval.embeddings(request)
 
-    @app.post("/v1/indexes", status_code=201)
+    @app.post("/v1/indexes", status_code=201, openapi_extra=body(CreateIndexRequest))
     async def create_index(self, request: Request) -> dict[str, Any]:
         return await self.retrieval.create_index(request)
 
@@ -87,11 +94,11 @@ class Ingress:
     async def delete_index(self, name: str) -> dict[str, Any]:
         return await self.retrieval.delete_index(name)
 
-    @app.post("/v1/indexes/{name}/documents")
+    @app.post("/v1/indexes/{name}/documents", openapi_extra=body(AddDocumentsRequest))
     async def add_documents(self, name: str, request: Request) -> dict[str, Any]:
         return await self.retrieval.add_documents(name, request)
 
-    @app.post("/v1/indexes/{name}/files")
+    @app.post("/v1/indexes/{name}/files", openapi_extra=UPLOAD)
     async def upload_files(self, name: str, request: Request) -> dict[str, Any]:
         return await self.retrieval.upload_files(name, request)
 
@@ -103,7 +110,7 @@ class Ingress:
     async def delete_document(self, name: str, doc_id: str) -> dict[str, Any]:
         return await self.retrieval.delete_document(name, doc_id)
 
-    @app.post("/v1/indexes/{name}/search")
+    @app.post("/v1/indexes/{name}/search", openapi_extra=body(SearchRequest))
     async def search(self, name: str, request: Request) -> dict[str, Any]:
         return await self.retrieval.search(name, request)
 
@@ -115,7 +122,7 @@ class Ingress:
     async def deployments(self) -> dict[str, Any]:
         return await self.service.deployments()
 
-    @app.post("/v1/adapters", status_code=201)
+    @app.post("/v1/adapters", status_code=201, openapi_extra=body(LoadAdapterRequest))
     async def load_adapter(self, request: Request) -> Response:
         return await self.adapters.load(request)
 

@@ -131,7 +131,7 @@ def _check_messages(messages: Any) -> None:
                 f"messages[{i}] must be an object.", param=f"messages.{i}", code="invalid_type"
             )
         role = msg.get("role")
-        if role not in CHAT_ROLES:
+        if not isinstance(role, str) or role not in CHAT_ROLES:
             raise InvalidRequestError(
                 f"Invalid value for messages[{i}].role: {role!r}; expected one of "
                 f"{', '.join(sorted(CHAT_ROLES))}.",

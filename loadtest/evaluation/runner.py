@@ -20,6 +20,8 @@ import httpx
 import openai
 from tqdm import tqdm
 
+from serving.auth import client_headers
+
 logger = logging.getLogger("lorag.eval")
 
 UPLOAD_BATCH = 16
@@ -59,9 +61,12 @@ class EvalClient:
                  transport: httpx.AsyncBaseTransport | None = None):
         """`transport`: an httpx transport for both clients (tests pass a fake server)."""
         self.url = url.rstrip("/")
-        self.http = httpx.AsyncClient(base_url=self.url, timeout=timeout_s, transport=transport)
+        headers = client_headers()  # $LORAG_API_KEY (an admin key: eval creates an index)
+        self.http = httpx.AsyncClient(base_url=self.url, timeout=timeout_s, transport=transport,
+                                      headers=headers)
+        key = headers.get("Authorization", "Bearer unused").removeprefix("Bearer ")
         self.chat = openai.AsyncOpenAI(
-            base_url=f"{self.url}/v1", api_key="unused", max_retries=0, timeout=timeout_s,
+            base_url=f"{self.url}/v1", api_key=key, max_retries=0, timeout=timeout_s,
             http_client=httpx.AsyncClient(transport=transport, timeout=timeout_s)
             if transport is not None else None)
 

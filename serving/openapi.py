@@ -1,0 +1,94 @@
+"""Request body schemas for the ingress's OpenAPI document (/openapi.json, /docs).
+
+The endpoints read their bodies themselves (to answer bad JSON with OpenAI's error
+shape rather than FastAPI's), so FastAPI cannot infer the bodies; these schemas
+describe them for clients, docs and fuzzers (schemathesis, tests/e2e/test_fuzz.py).
+The generation schemas list the common OpenAI parameters; vLLM accepts more.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from pydantic import BaseModel
+
+_MESSAGE = {
+    "type": "object",
+    "required": ["role", "content"],
+    "properties": {
+        "role": {"type": "string", "enum": ["system", "developer", "user", "assistant"]},
+        "content": {"type": "string"},
+        "name": {"type": "string"},
+    },
+}
+
+_SAMPLING = {
+    "max_tokens": {"type": ["integer", "null"], "minimum": 1},
+    "temperature": {"type": ["number", "null"], "minimum": 0, "maximum": 2},
+    "top_p": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1},
+    "n": {"type": ["integer", "null"], "minimum": 1, "maximum": 8},
+    "stream": {"type": ["boolean", "null"]},
+    "stop": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"},
+                                             "maxItems": 4}, {"type": "null"}]},
+    "seed": {"type": ["integer", "null"]},
+    "presence_penalty": {"type": ["number", "null"], "minimum": -2, "maximum": 2},
+    "frequency_penalty": {"type": ["number", "null"], "minimum": -2, "maximum": 2},
+    "user": {"type": "string"},
+}
+
+CHAT = {
+    "type": "object",
+    "required": ["model", "messages"],
+    "properties": {
+        "model": {"type": "string", "description": "A route, or a loaded adapter."},
+        "messages": {"type": "array", "items": _MESSAGE, "minItems": 1},
+        "max_completion_tokens": {"type": ["integer", "null"], "minimum": 1},
+        "index": {"type": "string", "description": "lorag: search this index instead of "
+                  "the route's (retrieval routes only)."},
+        **_SAMPLING,
+    },
+}
+
+COMPLETION = {
+    "type": "object",
+    "required": ["model", "prompt"],
+    "properties": {
+        "model": {"type": "string"},
+        "prompt": {"oneOf": [{"type": "string", "minLength": 1},
+                             {"type": "array", "items": {"type": "string", "minLength": 1},
+                              "minItems": 1}]},
+        **_SAMPLING,
+    },
+}
+
+
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON schema with its `$defs` inlined (the OpenAPI document resolves
+    `$ref`s from its own root, where pydantic's `#/$defs/...` do not exist)."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(copy.deepcopy(defs[ref.removeprefix("#/$defs/")]))
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
+
+
+def body(schema: dict[str, Any] | type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` for a route whose JSON body follows `schema`."""
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        schema = _inline(schema.model_json_schema())
+    return {"requestBody": {"required": True,
+                            "content": {"application/json": {"schema": schema}}}}
+
+
+UPLOAD = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "properties": {"files": {"type": "array", "items": {
+        "type": "string", "format": "binary"}}}}}}}}
