@@ -8,6 +8,7 @@ reports what Ray Serve runs.
 
 import os
 import socket
+import time
 
 import httpx
 import pytest
@@ -73,7 +74,22 @@ def app_url(tmp_path_factory):
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_from_config(cfg, llm_server_cls=FakeLLMServer), name="scaling",
               route_prefix="/")
-    yield f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
+    # A handle's first call waits for its router: seconds on a quiet machine, minutes on
+    # a loaded one (171 s measured with a training job and a load test running). Warm
+    # every route's router up before the tests time single requests.
+    deadline = time.monotonic() + 600
+    for model in ("base", "busy", "elastic"):
+        while True:
+            try:
+                if httpx.post(f"{url}/v1/chat/completions", timeout=300, json={
+                        "model": model, "messages": [{"role": "user", "content": "hi"}]}
+                              ).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"route {model} never answered"
+    yield url
     serve.shutdown()
     ray.shutdown()
     os.environ.pop("LORAG_DATA_DIR", None)

@@ -200,3 +200,35 @@ def test_internal_failures_map_to_503_and_504():
     assert died.status == 503 and died.code == "replica_unavailable"
     assert from_internal_error(TimeoutError()).status == 504
     assert from_internal_error(ValueError("bug")) is None
+
+
+class WordTokenizer:
+    """One token per word; a chat template that adds 3 tokens per message + 2."""
+
+    def encode(self, text, add_special_tokens=False):
+        return text.split()
+
+    def apply_chat_template(self, messages, tokenize, add_generation_prompt):
+        ids = []
+        for m in messages:
+            ids += ["<im>", m["role"], *m["content"].split(), "</im>"]
+        return {"input_ids": ids + ["<im>", "assistant"]}   # transformers 5: a mapping
+
+
+def test_prompt_cap_counts_the_rendered_conversation_and_each_completion_prompt():
+    from serving.llm_server import LLMServer, prompt_tokens
+
+    tok = WordTokenizer()
+    chat = [{"role": "system", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "one two three"}]}]
+    assert prompt_tokens(tok, chat) == (3 + 2) + (3 + 3) + 2
+    assert prompt_tokens(tok, "a b c") == 3
+    assert prompt_tokens(tok, ["a b", "a b c d"]) == 4          # the longest prompt
+    assert prompt_tokens(tok, [1, 2, 3, 4, 5]) == 5              # token ids
+
+    server = LLMServer.__new__(LLMServer)
+    server.engine = type("Engine", (), {"get_tokenizer": lambda self: tok})()
+    assert server.check_prompt_length(chat, "messages", 13) is None
+    error = server.check_prompt_length(chat, "messages", 12)["lorag_error"]
+    assert error["status"] == 400 and error["param"] == "messages"
+    assert error["code"] == "prompt_too_long" and "13 tokens" in error["message"]
