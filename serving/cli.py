@@ -40,6 +40,11 @@ def _prepare_environment() -> None:
         "VLLM_NO_USAGE_STATS": "1",
         "DO_NOT_TRACK": "1",
         "TOKENIZERS_PARALLELISM": "false",
+        # The controller gives a proxy (HAProxy's manager) 5 s to say it is ready and
+        # kills it after 3 failed checks: on a busy 2-core node its start-up took longer
+        # and `lorag serve` failed to start. Allow 30 s for each.
+        "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "30",
+        "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "30",
         **throughput_settings(),
     }.items():
         os.environ.setdefault(key, value)
@@ -139,6 +144,7 @@ _FORWARDED_ENV = (
     "VLLM_CPU_KVCACHE_SPACE", "VLLM_CPU_OMP_THREADS_BIND", "LORAG_DATA_DIR",
     "RAY_SERVE_THROUGHPUT_OPTIMIZED", "RAY_SERVE_ENABLE_HA_PROXY",
     "RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT",
+    "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S",
 )
 
 

@@ -94,3 +94,20 @@ def test_server_keeps_serving_after_errors(http, client):
         max_tokens=24)
     assert "Paris" in r.choices[0].message.content
     assert http.get("/health").status_code == 200
+
+
+def test_route_caps_on_the_real_engine(http):
+    """The `tuned` route caps max_tokens at 256 and prompts at 1024 tokens (default config);
+    the prompt is counted with the model's tokenizer, as the chat template renders it."""
+    tuned = {"model": "tuned", "messages": OK["messages"]}
+    assert_error(http.post("/v1/chat/completions", json={**tuned, "max_tokens": 257}), 400,
+                 "max_tokens", "max_tokens_exceeded")
+    long = [{"role": "user", "content": "word " * 1100}]   # ~1100 tokens: fits the context
+    assert_error(http.post("/v1/chat/completions", json={**tuned, "messages": long}), 400,
+                 "messages", "prompt_too_long")
+    assert_error(http.post("/v1/completions", json={"model": "tuned", "prompt": "word " * 1100}),
+                 400, "prompt", "prompt_too_long")
+    # the base route has no cap: the same prompt is answered
+    r = http.post("/v1/chat/completions", json={"model": "base", "messages": long,
+                                                 "max_tokens": 2})
+    assert r.status_code == 200, r.text
