@@ -64,10 +64,10 @@ def service():
 async def chat(svc, **body):
     body = {"messages": [{"role": "user", "content": "Where is Ostbridge?"}], **body}
 
-    async def read():
-        return json.dumps(body).encode()
+    async def stream():  # what serving.protocol.read_body reads, as Starlette's Request
+        yield json.dumps(body).encode()
 
-    raw = SimpleNamespace(headers={}, state=SimpleNamespace(), body=read)
+    raw = SimpleNamespace(headers={}, state=SimpleNamespace(), stream=stream)
     return await svc.chat(raw)
 
 
