@@ -86,8 +86,10 @@ def test_serve_config_validates_and_carries_every_deployments_scaling(docs):
     assert app["args"]["config"] == "/etc/lorag/config.yaml"
     assert len(app["args"]["config_sha256"]) == 64
     deps = {d["name"]: d for d in app["deployments"]}
+    # Pods always require API keys (auth on), so the per-key rate limiter is deployed too.
     assert set(deps) == {"Ingress", "LLM:smollm2", "LLM:smollm2:rag", "Retriever",
-                         "AdapterRegistry"}
+                         "AdapterRegistry", "RateLimiter"}
+    assert deps["RateLimiter"]["num_replicas"] == 1
     assert deps["LLM:smollm2:rag"]["autoscaling_config"]["min_replicas"] == 2
     assert deps["LLM:smollm2:rag"]["autoscaling_config"]["max_replicas"] == 6
     assert "num_replicas" not in deps["LLM:smollm2:rag"]
