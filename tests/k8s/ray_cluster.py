@@ -83,10 +83,20 @@ class LocalRayCluster:
         raise RuntimeError(f"the local Ray cluster's dashboard did not answer:\n{self.tail()}")
 
     def tail(self, lines: int = 60) -> str:
+        """The driver log's last lines, then the last error lines of Serve's logs."""
         try:
-            return "\n".join(self.log_path.read_text().splitlines()[-lines:])
+            text = "\n".join(self.log_path.read_text().splitlines()[-lines:])
         except OSError:
-            return ""
+            text = ""
+        errors = []
+        for log in sorted(Path(self.temp_dir).glob("session_latest/logs/**/*.log")):
+            try:
+                errors += [f"{log.name}: {line}" for line in log.read_text(
+                    errors="replace").splitlines() if " ERROR " in line or "Killed" in line]
+            except OSError:
+                continue
+        return text + ("\n-- error lines of the cluster's logs --\n" + "\n".join(
+            errors[-lines:]) if errors else "")
 
     def stop(self, grace_s: float = 16) -> list[int]:
         """Shut Serve down, then this cluster's Ray processes as `ray stop` does (SIGTERM,

@@ -145,6 +145,8 @@ def test_every_container_reads_the_secret_and_the_serve_settings(tmp_path):
         env = {e["name"]: e["value"] for e in container["env"]}
         assert env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1"
         assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
+        # A reload's old HAProxy lets requests run their whole request_timeout_s (600 s).
+        assert env["RAY_SERVE_HAPROXY_HARD_STOP_AFTER_S"] == "630"
 
 
 def test_probes_check_ray_and_workers_check_the_serve_proxy(docs):

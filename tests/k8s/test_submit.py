@@ -14,6 +14,7 @@ import os
 import time
 
 import httpx
+import openai
 import pytest
 import yaml
 from openai import OpenAI
@@ -25,7 +26,7 @@ from serving.k8s_serve import INDEX_STORE_RESOURCE, INDEX_STORE_SLOTS
 from tests.k8s.ray_cluster import LocalRayCluster, free_port
 from tests.k8s.schemas import ROOT
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.own_cluster]
 READY_TIMEOUT_S = float(os.environ.get("LORAG_TEST_STARTUP_TIMEOUT_S", "900"))
 
 
@@ -108,9 +109,14 @@ def test_rendered_serve_config_deploys_through_the_dashboard_and_answers(tmp_pat
         assert anonymous.status_code == 401, anonymous.text
         client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=api_key,
                         max_retries=0, timeout=300)
-        reply = client.chat.completions.create(
-            model="base", max_tokens=8, temperature=0,
-            messages=[{"role": "user", "content": "What is the capital of France?"}])
+        started = time.monotonic()
+        try:
+            reply = client.chat.completions.create(
+                model="base", max_tokens=8, temperature=0,
+                messages=[{"role": "user", "content": "What is the capital of France?"}])
+        except openai.APIConnectionError as err:   # show the cluster's side of it
+            raise AssertionError(f"first chat failed after {time.monotonic() - started:.0f}s:"
+                                 f" {err!r} ({err.__cause__!r})\n{cluster.tail()}") from err
         assert reply.choices[0].message.content
         assert reply.usage.completion_tokens > 0
         # No keep-alive connection left open: an old HAProxy process outlives a reload

@@ -13,6 +13,8 @@ import pytest
 
 from serving.lora import AdapterSlots
 
+pytestmark = pytest.mark.own_cluster  # see tests/conftest.py
+
 
 class FakeEngine:
     def __init__(self):

@@ -15,6 +15,8 @@ import pytest
 
 from serving.config import parse_config
 
+pytestmark = pytest.mark.own_cluster  # see tests/conftest.py
+
 
 class FakeLLMServer:
     """Answers every chat with the deployment that served it (no engine)."""

@@ -19,6 +19,8 @@ import pytest
 from serving.auth import hash_key
 from serving.config import parse_config
 
+pytestmark = pytest.mark.own_cluster  # see tests/conftest.py
+
 USER, ADMIN = "sk-lorag-test-user-000000000000", "sk-lorag-test-admin-00000000000"
 LIMITED, THRIFTY = "sk-lorag-test-limited-0000000000", "sk-lorag-test-thrifty-0000000000"
 SHAPE = {"message", "type", "param", "code"}

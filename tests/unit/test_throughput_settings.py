@@ -1,10 +1,17 @@
 """`lorag serve`'s Ray Serve settings: throughput-optimized mode with HAProxy."""
 
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from serving import cli
+from serving.config import load_config
+
+ROOT = Path(__file__).resolve().parents[2]
 
 PORT_KEYS = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT")
 
@@ -45,3 +52,22 @@ def test_port_check_sees_a_listening_socket():
         taken.listen()
         assert not cli._port_free(taken.getsockname()[1])
     assert cli._port_free(cli._free_port())
+
+
+@pytest.mark.parametrize("timeout_s, expected", [(600, "630"), (45.5, "120"), (1000.2, "1031")])
+def test_haproxy_lets_a_reloaded_process_finish_requests_the_server_allows(timeout_s,
+                                                                          expected):
+    config = load_config(ROOT / "configs" / "default.yaml")
+    ingress = config.server.ingress.model_copy(update={"request_timeout_s": timeout_s})
+    config = config.model_copy(update={"server": config.server.model_copy(
+        update={"ingress": ingress})})
+    assert cli.haproxy_hard_stop_after_s(config) == expected
+
+
+def test_ray_reads_the_hard_stop_setting():
+    probe = ("from ray.serve._private.constants import RAY_SERVE_HAPROXY_HARD_STOP_AFTER_S"
+             " as v; print(v)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         env={**os.environ, "RAY_SERVE_HAPROXY_HARD_STOP_AFTER_S": "631"},
+                         check=True).stdout
+    assert out.strip() == "631"
