@@ -19,19 +19,20 @@ with `vllm serve --api-key`, so that probes and Prometheus need no key.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import secrets
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from serving.errors import AuthenticationError, PermissionDeniedError, RateLimitError
+from serving.strict import StrictModel as _Strict
 
 KEYS_ENV = "LORAG_API_KEYS"
 CLIENT_KEY_ENV = "LORAG_API_KEY"  # the key lorag's own clients send (eval, ingest, locust)
@@ -39,10 +40,6 @@ KEY_PREFIX = "sk-lorag-"
 ANONYMOUS = "anonymous"
 
 Scope = Literal["user", "admin"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class KeyLimits(_Strict):
@@ -128,6 +125,11 @@ class ApiKey:
     def allows(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes
 
+    @cached_property
+    def limits_dict(self) -> dict[str, Any]:
+        """`limits` as the rate limiter's calls take it (made once, not per request)."""
+        return self.limits.model_dump()
+
 
 def _entries(text: str, where: str) -> list[ApiKeyEntry]:
     try:
@@ -153,8 +155,7 @@ def _entries(text: str, where: str) -> list[ApiKeyEntry]:
 class KeyStore:
     """Digest -> key, built once per ingress replica."""
 
-    def __init__(self, config: AuthConfig, entries: list[ApiKeyEntry],
-                 require_keys: bool = True):
+    def __init__(self, config: AuthConfig, entries: list[ApiKeyEntry]):
         self.enabled = config.enabled
         self.anonymous = ApiKey(ANONYMOUS, frozenset({"admin"}), config.anonymous_limits)
         self._by_digest: dict[str, ApiKey] = {}
@@ -165,15 +166,15 @@ class KeyStore:
             names.add(entry.name)
             self._by_digest[entry.digest()] = ApiKey(
                 entry.name, frozenset(entry.scopes), entry.limits or config.default_limits)
-        if require_keys and self.enabled and not self._by_digest:
+        if self.enabled and not self._by_digest:
             raise ValueError("server.auth.enabled is true but no API key is configured: add "
                              f"keys (server.auth.keys, keys_file or ${KEYS_ENV}; "
                              "`lorag keys create` makes one) or set server.auth.enabled: "
                              "false for local use")
 
     @classmethod
-    def from_config(cls, config: AuthConfig, environ: dict[str, str] | None = None,
-                    require_keys: bool = True) -> KeyStore:
+    def from_config(cls, config: AuthConfig,
+                    environ: dict[str, str] | None = None) -> KeyStore:
         environ = os.environ if environ is None else environ
         entries = list(config.keys)
         if config.keys_file:
@@ -186,7 +187,7 @@ class KeyStore:
             entries += _entries(text, f"server.auth.keys_file {path}")
         if environ.get(KEYS_ENV):
             entries += _entries(environ[KEYS_ENV], f"${KEYS_ENV}")
-        return cls(config, entries, require_keys)
+        return cls(config, entries)
 
     @property
     def names(self) -> list[str]:
@@ -357,12 +358,6 @@ class RateLimiterDeployment:
         return True
 
 
-def key_entry_text(name: str, scopes: list[str], key: str) -> str:
-    """The config snippet for a new key (its digest only)."""
-    entry = {"name": name, "scopes": scopes, "sha256": hash_key(key)}
-    return json.dumps(entry)
-
-
 class Access:
     """What the ingress runs before every request: authenticate, check the scope, take
     one request from the key's budget; and after an answer, charge its tokens.
@@ -378,7 +373,7 @@ class Access:
         key = authorize(self.store, method, path, headers)
         if key is None or self.limiter is None or not limited(key.limits):
             return key
-        verdict = await self.limiter.acquire.remote(key.name, key.limits.model_dump())
+        verdict = await self.limiter.acquire.remote(key.name, key.limits_dict)
         if not verdict["ok"]:
             raise_rate_limited(key, verdict)
         return key
@@ -396,7 +391,7 @@ class Access:
 
     async def _charge(self, key: ApiKey, tokens: int) -> None:
         try:
-            await self.limiter.charge.remote(key.name, key.limits.model_dump(), tokens)
+            await self.limiter.charge.remote(key.name, key.limits_dict, tokens)
         except Exception as err:  # the answer is already out; log and go on
             import logging
 

