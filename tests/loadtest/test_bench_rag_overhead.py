@@ -1,0 +1,26 @@
+"""The retrieval-overhead benchmark's statistics (the benchmark itself needs a server)."""
+
+import numpy as np
+
+from loadtest.bench_rag_overhead import median_ci95, verdict
+
+
+def test_interval_holds_the_median_and_narrows_with_more_samples():
+    rng = np.random.default_rng(1)
+    few = list(rng.normal(20, 50, 30))
+    many = list(rng.normal(20, 50, 3000))
+    lo_few, hi_few = median_ci95(few)
+    lo_many, hi_many = median_ci95(many)
+    assert lo_few <= float(np.median(few)) <= hi_few
+    assert lo_many <= 20 <= hi_many
+    assert hi_many - lo_many < (hi_few - lo_few) / 4
+
+
+def test_constant_differences_have_no_spread():
+    assert median_ci95([12.0] * 50) == (12.0, 12.0)
+
+
+def test_verdict():
+    assert verdict((3.0, 14.0), 15) == "met"
+    assert verdict((16.0, 40.0), 15) == "not met"
+    assert verdict((10.0, 30.0), 15).startswith("undecided")
