@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 from serving.model_config import ModelConfig
 from serving.engine_args import engine_cli_args, parse_engine_args
 from serving.lora import AdapterSlots
+from serving.metrics import route_prompt_seconds
 from serving.model_source import resolve_model_source
 from serving.streaming import coalesce
 
@@ -99,7 +101,10 @@ class LLMServer:
                                                   prompt["max_prompt_tokens"])) is not None:
                 return _one(error)
         if prompt and "template" in prompt:
+            started = time.perf_counter()
             citations, sources = self.apply_route_prompt(request, prompt)
+            route_prompt_seconds().labels(self.model_key).observe(
+                time.perf_counter() - started)
             marker_sources = sources if prompt.get("add_markers") else None
             if prompt.get("check_grounding") and citations is not None:
                 grounding = (sources + [rag_question(request)],

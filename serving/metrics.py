@@ -8,6 +8,8 @@ metrics export port on every node, which Ray Serve and vLLM also report to.
 
 from __future__ import annotations
 
+import functools
+
 import json
 import time
 from collections.abc import Iterable
@@ -206,3 +208,14 @@ def merge_prometheus_texts(texts: Iterable[str]) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Static())
     return generate_latest(registry)
+
+
+@functools.lru_cache(maxsize=None)
+def route_prompt_seconds() -> Histogram:
+    """LLM replicas: time to build a route's prompt (template; for retrieval routes the
+    sources fitted with the model's tokenizer). In the replica's default registry, which
+    its `metrics_text` exports; with `lorag_retrieval_duration_seconds` it is what a
+    retrieval route adds before the engine starts."""
+    return Histogram("lorag_route_prompt_duration_seconds",
+                     "Time an LLM replica spends building a route's prompt.", ("model",),
+                     buckets=RETRIEVAL_BUCKETS)

@@ -49,6 +49,28 @@ def test_rag_answers_from_the_knowledge_base_and_cites_the_doc(client):
     assert scores == sorted(scores, reverse=True) and min(scores) >= 0.2  # min_score
 
 
+def _metric_count(http, family, **labels):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for fam in text_string_to_metric_families(http.get("/metrics").text):
+        for sample in fam.samples:
+            if sample.name == f"{family}_count" and all(
+                    sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
+def test_metrics_time_what_a_retrieval_route_adds(client, http):
+    """Retrieval (ingress) and prompt building (LLM replica): what a rag request adds
+    before the engine starts, as bench_rag_overhead reports it."""
+    before = (_metric_count(http, "lorag_retrieval_duration_seconds", route="rag"),
+              _metric_count(http, "lorag_route_prompt_duration_seconds", model="smollm2"))
+    ask(client, "rag", OSTBRIDGE_WATER, max_tokens=2)
+    after = (_metric_count(http, "lorag_retrieval_duration_seconds", route="rag"),
+             _metric_count(http, "lorag_route_prompt_duration_seconds", model="smollm2"))
+    assert after[0] == before[0] + 1 and after[1] >= before[1] + 1
+
+
 def test_base_route_has_no_retrieval_and_no_citations(client):
     resp = ask(client, "base", OSTBRIDGE_WATER, max_tokens=24)
     assert citations_of(resp) is None
