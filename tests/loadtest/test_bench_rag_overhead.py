@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from loadtest.bench_rag_overhead import median_ci95, verdict
+from loadtest.bench_rag_overhead import median_ci95, since, verdict
 
 
 def test_interval_holds_the_median_and_narrows_with_more_samples():
@@ -24,3 +24,10 @@ def test_verdict():
     assert verdict((3.0, 14.0), 15) == "met"
     assert verdict((16.0, 40.0), 15) == "not met"
     assert verdict((10.0, 30.0), 15).startswith("undecided")
+
+
+def test_server_timers_count_only_the_measured_requests():
+    before = {"count": 5.0, "sum": 1.0, "mean_ms": 200.0}       # warm-up: slow first calls
+    after = {"count": 105.0, "sum": 2.0, "mean_ms": 19.05}
+    assert since(before, after) == {"count": 100.0, "sum": 1.0, "mean_ms": 10.0}
+    assert since({}, {"count": 0.0, "sum": 0.0}) == {"count": 0.0, "sum": 0.0}
