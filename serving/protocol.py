@@ -144,6 +144,12 @@ def _check_messages(messages: Any) -> None:
                 param=f"messages.{i}.content",
                 code="missing_required_parameter",
             )
+        if msg.get("content") == []:  # as OpenAI: an array of parts needs one part
+            raise InvalidRequestError(
+                f"Invalid 'messages[{i}].content': empty array. Expected an array with "
+                "at least one content part.", param=f"messages.{i}.content",
+                code="empty_array",
+            )
 
 
 def _check_prompt(prompt: Any) -> None:
@@ -165,7 +171,28 @@ def parse_chat_request(body: dict[str, Any]):
     _require_model(body)
     _check_messages(body.get("messages"))
     _check_sampling(body)
-    return _validate(ChatCompletionRequest, body)
+    request = _validate(ChatCompletionRequest, body)
+    _materialize_messages(request)
+    return request
+
+
+def _materialize_messages(request: Any) -> None:
+    """vLLM types some message fields as `Iterable[...]`, which pydantic validates lazily
+    into a `ValidatorIterator`: it cannot be pickled (the request goes to the LLM replica
+    through Ray) and validates only when iterated. Make them lists here, where a bad item
+    is still a 400."""
+    for i, msg in enumerate(request.messages):
+        if not isinstance(msg, dict):
+            continue
+        for key, value in list(msg.items()):
+            if hasattr(value, "__next__") and not isinstance(value, (str, bytes, list, dict)):
+                try:
+                    msg[key] = list(value)
+                except ValidationError as err:
+                    first = (err.errors(include_url=False, include_input=False) or [{}])[0]
+                    raise InvalidRequestError(
+                        f"messages.{i}.{key}: {first.get('msg', 'invalid value')}",
+                        param=f"messages.{i}.{key}", code="invalid_value") from None
 
 
 def parse_completion_request(body: dict[str, Any]):

@@ -95,6 +95,8 @@ def test_pydantic_param_drops_schema_segments():
         ({"messages": "hi"}, "messages"),
         ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages.0.role"),
         ({"messages": [{"role": "user"}]}, "messages.0.content"),
+        ({"messages": [{"role": "user", "content": []}]}, "messages.0.content"),
+        ({"messages": [{"role": "user", "content": [], "x": None}]}, "messages.0.content"),
         ({"model": None}, "model"),
         ({"model": 5}, "model"),
         ({"stop": 5}, "stop"),
@@ -114,6 +116,19 @@ def test_good_chat_request_keeps_openai_fields():
                                   stream_options={"include_usage": True}))
     assert req.n == 2 and req.stop == ["\n"] and req.seed == 7
     assert req.max_completion_tokens == 5 and req.stream_options.include_usage
+
+
+@pytest.mark.parametrize("content", [
+    [{"type": "text", "text": "hi"}],
+    [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}],
+])
+def test_parsed_chat_requests_can_be_sent_to_the_llm_replica(content):
+    """The request crosses a Ray call: nothing in it may be a lazy pydantic iterator
+    (a fuzzed `content: []` was a 500: "cannot pickle ValidatorIterator")."""
+    import pickle
+
+    req = parse_chat_request(chat(messages=[{"role": "user", "content": content}]))
+    assert pickle.loads(pickle.dumps(req)).messages[0]["content"] == content
 
 
 @pytest.mark.parametrize("prompt", ["", [], None, ["ok", ""]])
