@@ -28,3 +28,22 @@ class FakeLLMServerBase:
     async def chat(self, request, prompt=None):
         raise NotImplementedError
         yield  # an async generator, as LLMServer.chat is
+
+
+def start_local_ray(**kwargs) -> None:
+    """`ray.init` of a fresh local cluster in the test process. The third cluster one
+    pytest process starts after shutting two down once failed CI's node start-up check
+    (the raylet did not register with the new GCS within Ray's fixed 30 s while gRPC
+    threads of the previous cluster were still winding down); start once more then."""
+    import time
+
+    import ray
+
+    try:
+        ray.init(**kwargs)
+    except Exception as err:  # Ray raises a bare Exception for this
+        if "timed out during startup" not in str(err):
+            raise
+        ray.shutdown()
+        time.sleep(5)
+        ray.init(**kwargs)

@@ -12,7 +12,7 @@ import pytest
 
 from serving.lora import AdapterSlots
 from serving.ports import free_port
-from tests.serve.fakes import FakeLLMServerBase
+from tests.serve.fakes import FakeLLMServerBase, start_local_ray
 
 pytestmark = pytest.mark.own_cluster  # see tests/conftest.py
 
@@ -52,7 +52,7 @@ def serve_instance():
     from ray import serve
 
     port = free_port()
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    start_local_ray(num_cpus=4, include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     yield serve
     serve.shutdown()

@@ -14,7 +14,7 @@ import pytest
 
 from serving.config import parse_config
 from serving.ports import free_port
-from tests.serve.fakes import FakeLLMServerBase
+from tests.serve.fakes import FakeLLMServerBase, start_local_ray
 
 pytestmark = pytest.mark.own_cluster  # see tests/conftest.py
 
@@ -54,8 +54,8 @@ def app_url(tmp_path_factory):
     port = free_port()
     os.environ["LORAG_DATA_DIR"] = str(tmp_path_factory.mktemp("data"))
     cfg = parse_config(CONFIG)
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"LORAG_DATA_DIR": os.environ["LORAG_DATA_DIR"]}})
+    start_local_ray(num_cpus=4, include_dashboard=False, log_to_driver=False,
+                    runtime_env={"env_vars": {"LORAG_DATA_DIR": os.environ["LORAG_DATA_DIR"]}})
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_from_config(cfg, llm_server_cls=FakeLLMServer), name="scaling",
               route_prefix="/")
