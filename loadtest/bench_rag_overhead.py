@@ -17,8 +17,10 @@ sample question sends:
 Streaming, one request at a time, 2 output tokens, order alternating per
 question, prefix caching off (so neither route reuses the other's prefill).
 TTFT = time to the first content token. Reports the median TTFT of each route
-and their difference (goal: at most 15 ms), plus the server's own retrieval
-time histogram. Writes a JSON file.
+and their difference (goal: at most 15 ms), the server's own timers (the
+retriever call, prompt building), and the floor: the same work timed in this
+process with one thread before the server starts (`measure_floor`). Writes a
+JSON file.
 """
 
 from __future__ import annotations
@@ -110,6 +112,59 @@ def reuse_index(data_dir: Path, spec, chunks: int) -> dict | None:
         registry.close()
 
 
+def measure_floor(data_dir: Path, cfg, questions: list[str], tokenizer,
+                  max_model_len: int) -> dict:
+    """What the rag route's own work costs, timed in this process on the idle machine, one
+    thread (as in the retriever replica, where Ray sets OMP_NUM_THREADS=1), no Ray call, no
+    HTTP: embedding the query, searching the index (FAISS and the SQLite rows), and fitting
+    the sources into the prompt with the model's tokenizer. No server can add less than
+    their sum for a query it has not seen; medians over the sample questions (ms)."""
+    import functools
+
+    import faiss
+
+    from retrieval.embedder import Embedder
+    from retrieval.registry import IndexRegistry
+    from serving import rag
+
+    route = cfg.route("rag")
+    settings = route.retrieval
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    registry = IndexRegistry(data_dir, embedder_factory=functools.partial(
+        Embedder, query_encoder=cfg.retrieval.query_encoder))
+    try:
+        kb = registry.get(INDEX)
+        times: dict[str, list[float]] = {"embed": [], "search": [], "prompt": []}
+        for _ in range(2):  # the first pass warms caches; the second is timed
+            for key in times:
+                times[key].clear()
+            for q in questions:
+                t0 = time.perf_counter()
+                kb.embedder.encode_query([q])
+                t1 = time.perf_counter()
+                hits = kb.search(q, settings.top_k, None)  # embeds again: subtracted below
+                t2 = time.perf_counter()
+                rag.prepare_messages(tokenizer, route.template,
+                                     [{"role": "user", "content": q}],
+                                     rag.usable_hits(hits, settings),
+                                     max_context_tokens=settings.max_context_tokens,
+                                     max_model_len=max_model_len, answer_tokens=2)
+                t3 = time.perf_counter()
+                times["embed"].append((t1 - t0) * 1000)
+                times["search"].append((t2 - t1 - (t1 - t0)) * 1000)
+                times["prompt"].append((t3 - t2) * 1000)
+    finally:
+        registry.close()
+        faiss.omp_set_num_threads(threads)
+    floor = {f"{k}_ms": statistics.median(v) for k, v in times.items()}
+    floor["total_ms"] = sum(floor.values())
+    print(f"  floor (this process, one thread, no Ray, no HTTP): query embedding "
+          f"{floor['embed_ms']:.1f} ms + index search {floor['search_ms']:.1f} ms + prompt "
+          f"building {floor['prompt_ms']:.1f} ms = {floor['total_ms']:.1f} ms", flush=True)
+    return floor
+
+
 def stream_ttft(http: httpx.Client, model: str, messages: list[dict]) -> tuple[float, int]:
     """Seconds to the first content token, and the prompt's token count."""
     body = {"model": model, "messages": messages, "stream": True, "max_tokens": 2,
@@ -133,7 +188,7 @@ def stream_ttft(http: httpx.Client, model: str, messages: list[dict]) -> tuple[f
 
 
 def server_histogram(http: httpx.Client, family: str) -> dict:
-    """Count, sum and mean (ms) of one of the server's histograms."""
+    """Count and sum (seconds) of one of the server's histograms."""
     from prometheus_client.parser import text_string_to_metric_families
 
     out = {}
@@ -142,8 +197,6 @@ def server_histogram(http: httpx.Client, family: str) -> dict:
             for s in fam.samples:
                 if s.name.endswith("_sum") or s.name.endswith("_count"):
                     out[s.name.rsplit("_", 1)[1]] = s.value
-    if out.get("count"):
-        out["mean_ms"] = 1000 * out["sum"] / out["count"]
     return out
 
 
@@ -173,6 +226,31 @@ def verdict(ci: tuple[float, float], goal_ms: float) -> str:
     return "undecided: the goal is inside the 95% interval"
 
 
+def bench_config(index_type: str = "hnsw", search_mode: str | None = None):
+    """The default config's model and rag route over the bench index (no answer-side
+    extras: every hit is used, no markers added), plus a plain `base` route; prefix
+    caching off, so neither route reuses the other's prefill."""
+    default = load_config(DEFAULT_CONFIG_PATH)
+    rag_default = default.route("rag")
+    model = default.models[rag_default.model]
+    engine = model.engine.model_copy(update={"extra_args": {
+        **model.engine.extra_args, "enable-prefix-caching": False}})
+    retrieval = rag_default.retrieval.model_copy(update={
+        "index": INDEX, "min_score": -1.0, "add_markers": False})
+    helix = default.indexes["helix"].spec().model_dump(mode="json")
+    if search_mode:
+        helix["search"] = {**(helix.get("search") or {}), "mode": search_mode}
+    return parse_config({
+        "server": default.server.model_dump(mode="json"),
+        "models": {rag_default.model: {**model.model_dump(mode="json"),
+                                       "engine": engine.model_dump(mode="json")}},
+        "indexes": {INDEX: {**helix, "type": index_type}},
+        "routes": [{"name": "base", "model": rag_default.model},
+                   {"name": "rag", "model": rag_default.model,
+                    "retrieval": retrieval.model_dump(mode="json")}],
+    })
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -195,26 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     from serving import rag
     from serving.model_source import resolve_model_source
 
-    default = load_config(DEFAULT_CONFIG_PATH)
-    rag_default = default.route("rag")
-    model = default.models[rag_default.model]
-    engine = model.engine.model_copy(update={"extra_args": {
-        **model.engine.extra_args, "enable-prefix-caching": False}})
-    retrieval = rag_default.retrieval.model_copy(update={
-        "index": INDEX, "min_score": -1.0, "add_markers": False})
-    helix = default.indexes["helix"].spec().model_dump(mode="json")
-    if opts.search_mode:
-        helix["search"] = {**(helix.get("search") or {}), "mode": opts.search_mode}
-    data = {
-        "server": default.server.model_dump(mode="json"),
-        "models": {rag_default.model: {**model.model_dump(mode="json"),
-                                       "engine": engine.model_dump(mode="json")}},
-        "indexes": {INDEX: {**helix, "type": opts.type}},
-        "routes": [{"name": "base", "model": rag_default.model},
-                   {"name": "rag", "model": rag_default.model,
-                    "retrieval": retrieval.model_dump(mode="json")}],
-    }
-    cfg = parse_config(data)
+    cfg = bench_config(opts.type, opts.search_mode)
+    model = cfg.models[cfg.route("rag").model]
+    retrieval = cfg.route("rag").retrieval
     route = cfg.route("rag")
     questions = [json.loads(line)["question"]
                  for line in (SAMPLE / "questions.jsonl").read_text().splitlines() if line]
@@ -228,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         stats = reuse_index(data_dir, cfg.indexes[INDEX].spec(), opts.chunks)
         if stats is None:
             stats = build_index(data_dir, cfg.indexes[INDEX].spec(), opts.chunks)
+        floor = measure_floor(data_dir, cfg, questions, tokenizer, model.engine.max_model_len)
         config = dump_config(cfg, work / "config.yaml")
         cmd = [sys.executable, "-m", "serving.cli", "serve", "--config", str(config),
                "--host", "127.0.0.1", "--port", str(opts.port)]
@@ -291,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
         "server_route_prompt": server_prompt,
         "server_side_overhead_ms": server_retrieval.get("mean_ms", float("nan"))
         + server_prompt.get("mean_ms", float("nan")),
+        # The same work in one process on the idle machine (measure_floor): what is left
+        # when every hop between processes is gone.
+        "floor_in_process": floor,
         "samples_ms": samples,
     }
     opts.out.write_text(json.dumps(report, indent=2))
@@ -300,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{report['median_paired_difference_ms']:.1f} ms, 95% interval {ci[0]:.1f} to "
           f"{ci[1]:.1f} ms; goal <= {GOAL_MS} ms: {report['goal']}); server-side "
           f"retrieval mean {server_retrieval.get('mean_ms', float('nan')):.1f} ms + prompt "
-          f"building {server_prompt.get('mean_ms', float('nan')):.1f} ms; "
+          f"building {server_prompt.get('mean_ms', float('nan')):.1f} ms; in-process floor "
+          f"{floor['total_ms']:.1f} ms; "
           f"prompt mismatches {mismatched} -> {opts.out}")
     return 0
 

