@@ -142,3 +142,16 @@ def test_nothing_comes_from_the_evaluation_knowledge_base(generated):
     for record, _ in everything(generated):
         text = json.dumps(record, ensure_ascii=False).lower()
         assert not [name for name in EVALUATION_NAMES if name in text]
+
+
+def test_the_committed_data_uses_the_hybrid_routes_prompt_layout(route):
+    """The sample adapter learnt the layout of the data it was trained on: the hybrid route
+    must keep sending it (its template pins it in the default config), whatever the default
+    retrieval template becomes."""
+    committed = ROOT / "adapters" / "samples" / "data" / "context_json.train.jsonl"
+    record = json.loads(committed.read_text(encoding="utf-8").splitlines()[0])
+    system, user = record["messages"][0]["content"], record["messages"][1]["content"]
+    assert system == route.template.system
+    head, tail = route.template.context.split("{sources}")
+    question = tail.split("{question}")[0]
+    assert user.startswith(head.split("{question}")[0]) and question in user

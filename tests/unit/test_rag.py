@@ -48,7 +48,9 @@ def test_messages_put_instructions_first_and_sources_in_the_last_user_turn():
     out = rag.build_messages(T, messages, retrieval=True, sources=[source])
     assert out[0] == {"role": "system", "content": DEFAULT_RAG_SYSTEM}
     assert out[1:3] == messages[:2]  # history untouched
-    assert out[3]["content"] == ("Sources:\n<sources>\n[1] Alpha Inc > History\n"
+    # The question before the sources and again after them (the default context).
+    assert out[3]["content"] == ("Question: When was Alpha founded?\n\n"
+                                 "Sources:\n<sources>\n[1] Alpha Inc > History\n"
                                  "Alpha was founded in 1999.\n</sources>\n\n"
                                  "Question: When was Alpha founded?")
     assert messages[2]["content"] == "When was Alpha founded?"  # input not mutated
