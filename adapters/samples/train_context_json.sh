@@ -2,12 +2,10 @@
 # Regenerate the data of the sample context-json adapter (the `hybrid` route) and retrain it;
 # run from the repository root. The generator indexes its invented documents with the route's
 # embedder and chunking, retrieves like the route and renders prompts with serving/rag.py
-# (761 training and 67 held-out examples of 320-730 tokens; about 4 minutes). Training:
-# 120 steps at batch 4 plus model loading and the loss evaluations before and after.
-# Measured: 31.5 minutes for this whole script on two CPU cores shared with another process
-# (session 4); 77 minutes in session 8, when the CPU was shared with prompt experiments for
-# half of it (~20 s a step alone, ~45 s shared). Held-out loss 1.646 -> 0.338.
-# Seeded: a rerun on one machine writes the same data and weights.
+# (653 training and 59 held-out examples of 290-690 tokens; about 2 minutes). Training:
+# 120 steps of ~12.5 s at batch 4 (25 minutes) plus model loading and the loss evaluations
+# before and after (5 minutes). Measured: 31.5 minutes for this whole script on two CPU cores
+# shared with another process. Seeded: a rerun on one machine writes the same data and weights.
 set -euo pipefail
 
 .venv/bin/python adapters/samples/data/make_context_json.py
