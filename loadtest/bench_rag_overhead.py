@@ -277,9 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     from serving.model_source import resolve_model_source
 
     cfg = bench_config(opts.type, opts.search_mode)
-    model = cfg.models[cfg.route("rag").model]
-    retrieval = cfg.route("rag").retrieval
     route = cfg.route("rag")
+    model, retrieval = cfg.models[route.model], route.retrieval
     questions = [json.loads(line)["question"]
                  for line in (SAMPLE / "questions.jsonl").read_text().splitlines() if line]
     tokenizer = get_tokenizer(resolve_model_source(model.source))

@@ -34,7 +34,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from serving.config import ConfigError, LoragConfig
-from serving.ray_env import serving_env
 from serving.k8s_serve import (
     INDEX_STORE_RESOURCE,
     INDEX_STORE_SLOTS,
@@ -44,6 +43,7 @@ from serving.k8s_serve import (
     pod_config,
     serve_config,
 )
+from serving.ray_env import serving_env
 
 KUBERAY_VERSION = "v1.5.1"
 CONFIG_MOUNT_DIR = "/etc/lorag"
