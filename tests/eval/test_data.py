@@ -6,6 +6,9 @@ import pytest
 
 from loadtest.evaluation.command import SAMPLE
 from loadtest.evaluation.data import DatasetError, load_format_prompts, load_questions
+from loadtest.evaluation.scoring import contains
+
+HELD_OUT = SAMPLE.parent / "northwind-ferries"
 
 GOOD = {"id": "q1", "question": "When?", "answer": "1999", "aliases": ["'99"],
         "doc_ids": ["alpha"], "kind": "single"}
@@ -23,6 +26,26 @@ def test_the_sample_set_loads():
     assert (kinds.count("single"), kinds.count("multi"), kinds.count("unanswerable")) == (
         30, 8, 8)
     assert len(load_format_prompts(SAMPLE / "format_prompts.jsonl")) == 12
+
+
+@pytest.mark.parametrize("folder", [SAMPLE, HELD_OUT], ids=["helix", "northwind-ferries"])
+def test_sample_sets_are_consistent(folder):
+    """What the issue asks of a set (12+ documents, 40+ questions of every kind) and what
+    scoring relies on: every gold document exists and holds the answer."""
+    docs = {p.stem: p.read_text() for p in (folder / "docs").glob("*.md")}
+    questions = load_questions(folder / "questions.jsonl")
+    prompts = load_format_prompts(folder / "format_prompts.jsonl")
+    assert len(docs) >= 12 and len(questions) >= 40 and len(prompts) >= 12
+    assert {q.kind for q in questions} == {"single", "multi", "unanswerable"}
+    ids = [x.id for x in [*questions, *prompts]]
+    assert len(ids) == len(set(ids))
+    assert not {q.question for q in questions} & {p.question for p in prompts}
+    for item in [*questions, *prompts]:
+        assert set(item.doc_ids) <= set(docs), item.id
+        if getattr(item, "kind", "single") == "multi":
+            assert len(item.doc_ids) == 2, item.id
+        if item.doc_ids:
+            assert any(contains(docs[d], item.answer) for d in item.doc_ids), item.id
 
 
 def test_blank_lines_are_not_questions(tmp_path):
