@@ -95,6 +95,8 @@ class LLMServer:
     def chat(self, request: Any, prompt: dict[str, Any] | None = None
              ) -> AsyncGenerator[dict | str, None]:
         """Chat completion; `prompt` (from the route) adds instructions and sources."""
+        if (error := self.check_prompt_logprobs(request)) is not None:
+            return _one(error)
         citations, marker_sources, grounding = None, None, None
         if prompt and prompt.get("max_prompt_tokens"):
             if (error := self.check_prompt_length(request.messages, "messages",
@@ -114,11 +116,41 @@ class LLMServer:
 
     def completions(self, request: Any, prompt: dict[str, Any] | None = None
                     ) -> AsyncGenerator[dict | str, None]:
+        if (error := self.check_prompt_logprobs(request)) is not None:
+            return _one(error)
         if prompt and prompt.get("max_prompt_tokens"):
             if (error := self.check_prompt_length(request.prompt, "prompt",
                                                   prompt["max_prompt_tokens"])) is not None:
                 return _one(error)
         return self._run(self._completion.create_completion, request)
+
+    def check_prompt_logprobs(self, request: Any) -> dict | None:
+        """An error item when the request asks for prompt log-probabilities from an engine
+        that serves LoRA adapters. vLLM 0.32 computes them through the LoRA logits layer
+        with the batch's per-sequence mapping and fails on a batch of several requests
+        (vllm-project/vllm#29955, #16668; `punica_cpu.add_lora_logits` on CPU): the
+        engine dies and every request in flight fails, so they are refused up front."""
+        from serving.errors import InvalidRequestError, error_to_wire
+
+        if not self.config.engine.enable_lora:
+            return None
+        param = "prompt_logprobs"
+        wanted = getattr(request, "prompt_logprobs", None)
+        if wanted is None and getattr(request, "echo", False):
+            # vLLM's own rule: echo asks for prompt log-probabilities with top_logprobs
+            # (chat, default 0) or logprobs (completions, default none)
+            param = "echo"
+            wanted = (request.top_logprobs if hasattr(request, "messages")
+                      else getattr(request, "logprobs", None))
+        if wanted is None:
+            return None
+        err = InvalidRequestError(
+            f"`{param}` asks for the prompt's log-probabilities, which model "
+            f"{self.model_key!r} cannot compute: its engine serves LoRA adapters "
+            "(engine.enable_lora) and vLLM fails computing prompt log-probabilities "
+            "for such an engine. Leave out prompt_logprobs (and echo).",
+            param=param, code="unsupported_parameter")
+        return {"lorag_error": error_to_wire(err)}
 
     def check_prompt_length(self, prompt: Any, param: str, limit: int) -> dict | None:
         """The route's prompt cap: an error item when the client's prompt (messages as

@@ -41,6 +41,9 @@ CASES = [
     (bad(max_tokens=4000), 400, None, None),
     (bad(stop=5), 400, "stop", None),
     ({"messages": OK["messages"]}, 400, "model", None),
+    # the engine serves LoRA: vLLM would die computing prompt log-probabilities
+    (bad(prompt_logprobs=1), 400, "prompt_logprobs", "unsupported_parameter"),
+    (bad(echo=True), 400, "echo", "unsupported_parameter"),
 ]
 
 
@@ -111,3 +114,20 @@ def test_route_caps_on_the_real_engine(http):
     r = http.post("/v1/chat/completions", json={"model": "base", "messages": long,
                                                  "max_tokens": 2})
     assert r.status_code == 200, r.text
+
+
+def test_prompt_logprobs_are_refused_before_they_reach_the_engine(http):
+    """Several at once used to kill vLLM's engine (LoRA logits layer, vllm#29955): every
+    request failed until the replica was replaced. Now each is a 400 and the server
+    answers the next request."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = [bad(prompt_logprobs=0, max_tokens=8) for _ in range(4)]
+    bodies.append({"model": "base", "prompt": "Hello", "max_tokens": 2, "echo": True,
+                   "logprobs": 1})
+    with ThreadPoolExecutor(5) as pool:
+        replies = list(pool.map(lambda b: http.post(
+            "/v1/completions" if "prompt" in b else "/v1/chat/completions", json=b), bodies))
+    for r in replies:
+        assert_error(r, 400, code="unsupported_parameter")
+    assert http.post("/v1/chat/completions", json=OK).status_code == 200

@@ -1,0 +1,25 @@
+"""Dense (or MODE=hybrid) top-8 hits of the helix questions, as the route searches: HITS file."""
+import json, sys, tempfile
+from pathlib import Path
+ROOT = __import__('pathlib').Path(__file__).resolve().parents[4]
+sys.path.insert(0, str(ROOT))
+OUT = __import__('os').environ.get('OUT', '/tmp/lorag-offline')
+from retrieval.registry import IndexRegistry
+from retrieval.knowledge_base import Document
+from serving.config import load_config
+cfg = load_config(str(ROOT) + '/configs/default.yaml')
+from retrieval.spec import SearchSettings
+spec = cfg.indexes['helix'].spec()
+if __import__('os').environ.get('MODE'):  # MODE=hybrid: dense + FTS5 fused
+    spec = spec.model_copy(update={'search': SearchSettings(mode=__import__('os').environ['MODE'])})
+docs = Path(str(ROOT) + '/retrieval/samples/helix/docs')
+reg = IndexRegistry(Path(tempfile.mkdtemp()))
+kb = reg.create('h', spec)
+kb.add_documents([Document(doc_id=p.stem, text=p.read_text(), format='markdown', metadata={}) for p in sorted(docs.iterdir())])
+qs = [json.loads(l) for l in open(str(ROOT) + '/retrieval/samples/helix/questions.jsonl')]
+out = []
+for q in qs:
+    hits = kb.search(q['question'], top_k=8)
+    out.append({'id': q['id'], 'kind': q['kind'], 'gold': q['doc_ids'], 'hits': [dict(h) for h in hits]})
+    print(q['id'], q['kind'], [round(float(x['score']),3) for x in hits[:4]])
+json.dump(out, open(__import__('os').environ.get('HITS', OUT + '/hits.json'), 'w'))

@@ -1,0 +1,40 @@
+"""Prompt log-probabilities are refused by an LLM replica whose engine serves LoRA
+(vLLM fails computing them there and the engine dies); vLLM's own request classes."""
+
+from types import SimpleNamespace
+
+import pytest
+from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
+from vllm.entrypoints.openai.completion.protocol import CompletionRequest
+
+from serving.llm_server import LLMServer
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+def server(enable_lora=True):
+    config = SimpleNamespace(engine=SimpleNamespace(enable_lora=enable_lora))
+    return LLMServer("m", config, served_names=["m"])
+
+
+@pytest.mark.parametrize("request_, param", [
+    (ChatCompletionRequest(model="m", messages=MESSAGES, prompt_logprobs=0), "prompt_logprobs"),
+    (ChatCompletionRequest(model="m", messages=MESSAGES, echo=True), "echo"),
+    (CompletionRequest(model="m", prompt="hi", prompt_logprobs=2), "prompt_logprobs"),
+    (CompletionRequest(model="m", prompt="hi", echo=True, logprobs=1), "echo"),
+])
+def test_refused_when_the_engine_serves_lora(request_, param):
+    error = server().check_prompt_logprobs(request_)["lorag_error"]
+    assert (error["status"], error["param"], error["code"]) == (
+        400, param, "unsupported_parameter")
+    assert "LoRA" in error["message"]
+    assert server(enable_lora=False).check_prompt_logprobs(request_) is None
+
+
+@pytest.mark.parametrize("request_", [
+    ChatCompletionRequest(model="m", messages=MESSAGES, logprobs=True, top_logprobs=2),
+    CompletionRequest(model="m", prompt="hi", echo=True),  # echo without logprobs
+    CompletionRequest(model="m", prompt="hi", logprobs=2),
+])
+def test_other_logprobs_pass(request_):
+    assert server().check_prompt_logprobs(request_) is None
