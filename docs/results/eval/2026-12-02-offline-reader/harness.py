@@ -89,7 +89,6 @@ for h in hits_all:
         with torch.no_grad():
             g = model.generate(ids, max_new_tokens=128, do_sample=False)
         answer = tok.decode(g[0, ids.shape[1]:], skip_special_tokens=True)
-        raw = answer
         if settings.check_grounding:
             if not rag.grounded(answer, srcs + [q['question']]):
                 answer = template.no_context_answer

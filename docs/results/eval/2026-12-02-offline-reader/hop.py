@@ -6,6 +6,7 @@ OUT = __import__('os').environ.get('OUT', '/tmp/lorag-offline')
 import numpy as np
 from retrieval.registry import IndexRegistry
 from retrieval.knowledge_base import Document
+from retrieval.spec import SearchSettings
 from serving.config import load_config
 cfg = load_config(str(ROOT) + '/configs/default.yaml')
 docs = Path(str(ROOT) + '/retrieval/samples/helix/docs')
@@ -14,12 +15,7 @@ reg = IndexRegistry(Path(tempfile.mkdtemp()))
 base = cfg.indexes['helix'].spec()
 kbs = {}
 for mode in ['dense', 'hybrid']:
-    spec = base.model_copy(update={'search': base.search.model_copy(update={'mode': mode}) if base.search else None}) if mode=='hybrid' else base
-    try:
-        from retrieval.spec import SearchSettings; spec = base.model_copy(update={'search': SearchSettings(mode=mode)})
-    except Exception as e:
-        print(e)
-    kb = reg.create('h'+mode, spec)
+    kb = reg.create('h' + mode, base.model_copy(update={'search': SearchSettings(mode=mode)}))
     print(mode, kb.spec.search_settings().mode)
     kb.add_documents([Document(doc_id=p.stem, text=p.read_text(), format='markdown', metadata={}) for p in sorted(docs.iterdir())])
     kbs[mode] = kb
