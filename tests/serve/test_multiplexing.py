@@ -78,15 +78,33 @@ async def ask(handle, rec):
     return [item async for item in stream][0]
 
 
-async def test_adapter_requests_stick_to_the_replica_that_loaded_it(serve_instance):
-    handle = deploy(serve_instance, "affinity", replicas=2)
+async def stuck_to_first_replica(handle) -> bool:
+    """Load adapters a and b (one request each), then send 12 concurrent requests
+    for each: did every one reach the replica that loaded its adapter?"""
     recs = [record("a", 1), record("b", 2)]
     first = {r["name"]: await ask(handle, r) for r in recs}
     await asyncio.sleep(3)  # replicas report their loaded adapters to the router
+    stuck = True
     for rec in recs:
         replies = await asyncio.gather(*(ask(handle, rec) for _ in range(12)))
-        assert {r["replica"] for r in replies} == {first[rec["name"]]["replica"]}
         assert {r["model"] for r in replies} == {rec["served_id"]}
+        stuck &= {r["replica"] for r in replies} == {first[rec["name"]]["replica"]}
+    return stuck
+
+
+async def test_adapter_requests_stick_to_the_replica_that_loaded_it(serve_instance):
+    # Ray Serve's affinity is best effort: when the router's queue-length probe of the
+    # holding replica misses its 0.1 s deadline (a loaded CI machine), the retry goes to
+    # the replica with the fewest adapters, which loads it too, and from then on both
+    # serve it (CI failed once so). So a run on a fresh deployment may spill; routing
+    # that ignored adapters would put all 24 requests on the loading replicas with
+    # odds of 2**-24 per run, so three fresh runs still tell the two apart.
+    for attempt in range(3):
+        name = f"affinity{attempt}"
+        if await stuck_to_first_replica(deploy(serve_instance, name, replicas=2)):
+            return
+        serve_instance.delete(name)
+    pytest.fail("adapter requests spilled to a second replica on 3 fresh deployments")
 
 
 async def test_least_recently_used_adapter_is_unloaded_from_the_engine(serve_instance):
