@@ -28,7 +28,8 @@ from retrieval.embedder import Embedder
 from retrieval.knowledge_base import Document
 from retrieval.registry import IndexRegistry
 from retrieval.spec import IndexSpec
-from serving.errors import InvalidRequestError, ModelNotFoundError
+from serving.errors import (InvalidRequestError, ModelNotFoundError,
+                            ServiceUnavailableError)
 
 logger = logging.getLogger(__name__)
 
@@ -42,13 +43,16 @@ def default_data_dir() -> Path:
 
 class RetrieverService:
     def __init__(self, data_dir: str | Path | None, indexes: dict[str, dict[str, Any]],
-                 embedding_models: dict[str, str], *, query_encoder: str = "onnx"):
+                 embedding_models: dict[str, str], *, query_encoder: str = "onnx",
+                 rerank_models: dict[str, str] | None = None):
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
         self.registry = IndexRegistry(
             self.data_dir, embedder_factory=functools.partial(Embedder, query_encoder=query_encoder))
         self.embedding_models = dict(embedding_models)
         self._config_indexes = {name: IndexSpec.model_validate(
             {k: v for k, v in spec.items() if k != "documents"}) for name, spec in indexes.items()}
+        self.rerank_models = dict(rerank_models or {})
+        self._rerankers: dict[str, Any] = {}
         self._seeds = {name: spec["documents"] for name, spec in indexes.items()
                        if spec.get("documents")}
 
@@ -59,6 +63,10 @@ class RetrieverService:
                 await asyncio.to_thread(seed_index, kb, self._seeds[name])
         for source in self.embedding_models.values():
             await asyncio.to_thread(self.registry.embedder, source)
+        for name, source in self.rerank_models.items():
+            from retrieval.reranker import QueryLikelihoodReranker
+
+            self._rerankers[name] = await asyncio.to_thread(QueryLikelihoodReranker, source)
 
     def close(self) -> None:
         try:
@@ -100,6 +108,19 @@ class RetrieverService:
                      filter: dict[str, Any] | None) -> list[dict[str, Any]]:
         return await asyncio.to_thread(
             lambda: self.registry.get(name).search(query, top_k, filter))
+
+    async def rerank(self, model: str, query: str, hits: list[dict[str, Any]], top_k: int
+                     ) -> list[dict[str, Any]]:
+        """The `top_k` of `hits` (search results) after which rerank model `model` finds
+        `query` most likely, in their given order, each with its `rerank_score`."""
+        from retrieval.reranker import keep_reranked
+
+        if model not in self._rerankers:  # a replica started with another config
+            raise ServiceUnavailableError(f"this retriever replica has no rerank model "
+                                          f"{model!r} loaded; retry", retry_after=5)
+        scores = await asyncio.to_thread(self._rerankers[model].score, query,
+                                         [h["text"] for h in hits])
+        return keep_reranked(hits, scores, top_k)
 
     # -- embeddings ---------------------------------------------------------------
 

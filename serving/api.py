@@ -211,13 +211,22 @@ class OpenAIService:
                                       param="messages", code="invalid_value")
         searched = index or settings.index
         t0 = time.perf_counter()
-        reply = await self._search.call.remote("search", searched, query, settings.top_k, None)
+        fetch = settings.rerank.candidates if settings.rerank else settings.top_k
+        reply = await self._search.call.remote("search", searched, query, fetch, None)
         # Labelled with the configured index: client-chosen names would grow the label set.
         self.metrics.retrieval.labels(route.name, settings.index).observe(
             time.perf_counter() - t0)
         if "error" in reply:  # an unknown index is a 404 (param "index")
             raise error_from_wire(reply["error"])
         hits = rag.usable_hits(reply["result"], settings)
+        if settings.rerank and len(hits) > settings.top_k:
+            t0 = time.perf_counter()
+            reply = await self._search.call.remote("rerank", settings.rerank.model, query,
+                                                   hits, settings.top_k)
+            self.metrics.rerank.labels(route.name).observe(time.perf_counter() - t0)
+            if "error" in reply:
+                raise error_from_wire(reply["error"])
+            hits = reply["result"]
         self.metrics.sources.labels(route.name).observe(len(hits))
         return {**prompt, "index": searched, "hits": hits,
                 "max_context_tokens": settings.max_context_tokens,

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from retrieval.reranker import DEFAULT_RERANKER
 from retrieval.spec import DEFAULT_EMBEDDER, IndexSpec
 from serving.auth import AuthConfig
 from serving.model_config import DeploymentConfig, EngineConfig, ModelConfig
@@ -98,6 +99,12 @@ class RetrievalConfig(_Strict):
         "graph (~3 ms a query here, cosine ~0.99 to the exact vector), the exact ONNX graph "
         "(~7 ms) or torch (~13 ms). Documents and /v1/embeddings are always exact; on a GPU "
         "queries run through torch.",
+    )
+    rerank_models: dict[str, str] = Field(
+        default_factory=lambda: {"smollm2-135m-instruct": DEFAULT_RERANKER},
+        description="Causal LMs a route's retrieval.rerank may name -> source (builtin:, a "
+        "Hugging Face id or a folder). Run by transformers in the retriever replicas; "
+        "loaded at start-up only when a route uses them.",
     )
     deployment: DeploymentConfig = Field(
         default_factory=lambda: DeploymentConfig(num_replicas=1, num_cpus=0.5),
@@ -229,6 +236,11 @@ class LoragConfig(_Strict):
         if route.retrieval is not None and route.retrieval.index not in self.indexes:
             raise ValueError(f"{where}.retrieval.index: route {route.name!r} names unknown "
                              f"index {route.retrieval.index!r} (known: {known(self.indexes)})")
+        rerank = route.retrieval.rerank if route.retrieval is not None else None
+        if rerank is not None and rerank.model not in self.retrieval.rerank_models:
+            raise ValueError(f"{where}.retrieval.rerank.model: route {route.name!r} names "
+                             f"unknown rerank model {rerank.model!r} (known: "
+                             f"{known(self.retrieval.rerank_models)})")
         cap, default = route.limits.max_tokens, route.sampling.max_tokens
         if cap is not None and default is not None and default > cap:
             raise ValueError(f"{where}.sampling.max_tokens: route {route.name!r} defaults to "
@@ -252,6 +264,12 @@ class LoragConfig(_Strict):
             raise ValueError(f"adapters.{where}.base_model: model {base_model!r} has "
                              "engine.enable_lora false")
         return base_model
+
+    def rerank_models_used(self) -> dict[str, str]:
+        """The rerank models some route uses: name -> source."""
+        used = {r.retrieval.rerank.model for r in self.routes
+                if r.retrieval is not None and r.retrieval.rerank is not None}
+        return {k: v for k, v in self.retrieval.rerank_models.items() if k in used}
 
     def reserved_names(self) -> set[str]:
         """Ids a client can already name as `model`; adapters may not take them."""

@@ -247,7 +247,8 @@ class RetrieverDeployment:
     """Embedders and FAISS indexes over the shared data directory."""
 
     METHODS = frozenset({"create_index", "list_indexes", "index_stats", "delete_index",
-                         "add_documents", "get_document", "delete_document", "search", "embed"})
+                         "add_documents", "get_document", "delete_document", "search", "rerank",
+                         "embed"})
 
     async def __init__(self, config: dict[str, Any]):
         from retrieval.service import RetrieverService
@@ -256,7 +257,8 @@ class RetrieverDeployment:
         self.service = RetrieverService(
             cfg.retrieval.data_dir,
             {name: spec.model_dump() for name, spec in cfg.indexes.items()},
-            cfg.retrieval.embedding_models, query_encoder=cfg.retrieval.query_encoder)
+            cfg.retrieval.embedding_models, query_encoder=cfg.retrieval.query_encoder,
+            rerank_models=cfg.rerank_models_used())
         await self.service.start()
 
     async def ping(self) -> bool:

@@ -132,6 +132,11 @@ class IngressMetrics:
             "lorag_retrieval_duration_seconds", "RAG routes: time to retrieve the sources.",
             ("route", "index"), buckets=RETRIEVAL_BUCKETS, registry=self.registry,
         )
+        self.rerank = Histogram(
+            "lorag_rerank_duration_seconds", "Routes with retrieval.rerank: time the retriever "
+            "takes to score the candidates.", ("route",),
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=self.registry,
+        )
         self.sources = Histogram(
             "lorag_retrieval_sources", "RAG routes: chunks passing min_score per request.",
             ("route",), buckets=(0, 1, 2, 3, 4, 6, 8, 12, 16, 32), registry=self.registry,

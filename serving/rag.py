@@ -16,6 +16,7 @@ lists URLs there; our entries are objects describing the indexed chunk.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 import uuid
@@ -143,10 +144,13 @@ def citation(n: int, index: str, hit: dict[str, Any]) -> dict[str, Any]:
     """One entry of the `citations` array (documented in README, "Citations")."""
     text = " ".join(hit["text"].split())
     snippet = text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS - 1].rstrip() + "…"
-    return {"number": n, "index": index, "doc_id": hit["doc_id"],
-            "chunk_id": hit.get("chunk_id"), "title": hit.get("title") or hit["doc_id"],
-            "section": hit.get("section") or "", "snippet": snippet,
-            "score": round(float(hit["score"]), 4)}
+    entry = {"number": n, "index": index, "doc_id": hit["doc_id"],
+             "chunk_id": hit.get("chunk_id"), "title": hit.get("title") or hit["doc_id"],
+             "section": hit.get("section") or "", "snippet": snippet,
+             "score": round(float(hit["score"]), 4)}
+    if math.isfinite(hit.get("rerank_score", math.nan)):  # retrieval.rerank: mean log-prob
+        entry["rerank_score"] = round(float(hit["rerank_score"]), 4)
+    return entry
 
 
 def cited_numbers(text: str, count: int) -> list[int]:

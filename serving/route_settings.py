@@ -13,6 +13,22 @@ from pydantic import Field, model_validator
 from serving.strict import StrictModel as _Strict
 
 
+class RerankSettings(_Strict):
+    """Rerank the index's candidates by query likelihood: the chunks kept are those after
+    which a causal LM finds the question most likely (mean log-probability of its tokens
+    after "Passage: <chunk>", as in UPR, Sachan et al. 2022). Scored in the retriever
+    replicas (retrieval/reranker.py), not by the route's engine."""
+
+    model: str = Field(
+        default="smollm2-135m-instruct",
+        description="A name in retrieval.rerank_models (the default is SmolLM2-135M).")
+    candidates: int = Field(
+        default=8, ge=2, le=100,
+        description="Chunks fetched from the index and scored; the route's top_k of them "
+        "are kept. Each costs one forward pass over about the chunk's length (~0.6 s on "
+        "one core of a 2-core VM for a 600-character chunk with SmolLM2-135M).")
+
+
 class RetrievalSettings(_Strict):
     """How a route retrieves: which index, how many chunks, how much context."""
 
@@ -34,12 +50,24 @@ class RetrievalSettings(_Strict):
         description="When an answer cites no source, append the marker [n] of the source it "
         "shares the most terms with (small base models rarely cite by themselves). Turn it "
         "off for routes that answer in a strict format such as JSON.")
+    rerank: RerankSettings | None = Field(
+        default=None,
+        description="Fetch rerank.candidates chunks and keep the top_k the model finds the "
+        "question most likely after (null: the index's own top_k). The kept chunks are "
+        "listed in the prompt most similar first, as without reranking.")
     check_grounding: bool = Field(
         default=True,
         description="Replace an answer with template.no_context_answer when it states figures "
         "(or, without figures, mostly names) found in neither the sources nor the question: "
         "small models invent them when the sources do not hold the answer. Non-streamed "
         "answers only (a streamed one is sent as it is made).")
+
+    @model_validator(mode="after")
+    def _rerank_more_than_kept(self) -> RetrievalSettings:
+        if self.rerank is not None and self.rerank.candidates <= self.top_k:
+            raise ValueError(f"rerank.candidates ({self.rerank.candidates}) must be more than "
+                             f"top_k ({self.top_k}): it is what the top_k are chosen from")
+        return self
 
 
 DEFAULT_RAG_SYSTEM = (

@@ -1,8 +1,9 @@
 """Shared fixtures. The e2e server starts once per session and only if an e2e test runs.
 
 The session server serves the default config plus what the tests need: a
-folder of test adapters as an allowed local root, and a local S3 server
-(moto) as the object store for s3:// adapter sources.
+folder of test adapters as an allowed local root, a local S3 server (moto) as
+the object store for s3:// adapter sources, and a route `rag-reranked` (the rag
+route with `retrieval.rerank`, off in the default config).
 """
 
 import os
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from loadtest.servers import running
-from serving.config import dump_config, load_config, with_adapter_roots
+from serving.config import dump_config, load_config, parse_config, with_adapter_roots
 from serving.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +61,12 @@ def adapter_root(tmp_path_factory) -> Path:
 def write_test_config(path: Path, adapter_root: Path, s3_url: str) -> Path:
     cfg = with_adapter_roots(load_config(ROOT / "configs" / "default.yaml"), [str(adapter_root)],
                              {"s3": {"endpoint_url": s3_url}})
-    return dump_config(cfg, path)
+    data = cfg.model_dump(mode="json")
+    rag = next(r for r in data["routes"] if r["name"] == "rag")
+    data["routes"].append({**rag, "name": "rag-reranked",
+                           "description": "the rag route, reranking 8 candidates",
+                           "retrieval": {**rag["retrieval"], "rerank": {"candidates": 8}}})
+    return dump_config(parse_config(data, "tests"), path)
 
 
 class Server:

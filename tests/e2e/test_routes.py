@@ -71,6 +71,20 @@ def test_metrics_time_what_a_retrieval_route_adds(client, http):
     assert after[0] == before[0] + 1 and after[1] >= before[1] + 1
 
 
+def test_a_reranking_route_keeps_4_of_8_candidates_and_times_it(client, http):
+    """retrieval.rerank (the test config's rag-reranked route): the retriever scores 8
+    chunks with SmolLM2 and keeps 4, in similarity order, each with its rerank_score."""
+    before = _metric_count(http, "lorag_rerank_duration_seconds", route="rag-reranked")
+    resp = ask(client, "rag-reranked", OSTBRIDGE_WATER, max_tokens=2)
+    citations = citations_of(resp)
+    assert len(citations) == 4 and all(-30 < c["rerank_score"] < 0 for c in citations)
+    assert [c["score"] for c in citations] == sorted((c["score"] for c in citations),
+                                                      reverse=True)
+    assert "site-ostbridge" in {c["doc_id"] for c in citations}
+    after = _metric_count(http, "lorag_rerank_duration_seconds", route="rag-reranked")
+    assert after == before + 1
+
+
 def test_base_route_has_no_retrieval_and_no_citations(client):
     resp = ask(client, "base", OSTBRIDGE_WATER, max_tokens=24)
     assert citations_of(resp) is None
@@ -146,6 +160,9 @@ def test_models_list_what_each_route_combines(client):
     assert models["tuned"]["adapter"] == "json-format" and models["tuned"]["retrieval"] is None
     assert models["hybrid"]["adapter"] == "context-json"
     assert models["hybrid"]["retrieval"]["top_k"] == 4
+    assert models["rag-reranked"]["retrieval"]["rerank"] == {
+        "model": "smollm2-135m-instruct", "candidates": 8}
+    assert models["rag"]["retrieval"]["rerank"] is None
     assert {models[r]["deployment"] for r in ("base", "rag", "tuned", "hybrid")} == {
         "LLM:smollm2"}
     assert models["json-format"]["kind"] == "adapter"  # loaded adapters are listed too
@@ -159,7 +176,8 @@ def test_ray_serve_runs_the_configured_deployments(http):
     llm = deps["LLM:smollm2"]
     assert llm["status"] == "HEALTHY"
     assert llm["replicas"] == {"RUNNING": cfg.models["smollm2"].deployment.num_replicas}
-    assert sorted(llm["routes"]) == ["base", "hybrid", "rag", "tuned"]
+    # the default config's four routes, and rag-reranked of the test config (conftest)
+    assert sorted(llm["routes"]) == ["base", "hybrid", "rag", "rag-reranked", "tuned"]
     assert llm["ray_actor_options"]["num_cpus"] == cfg.models["smollm2"].deployment.num_cpus
     assert deps["Retriever"]["replicas"] == {
         "RUNNING": cfg.retrieval.deployment.num_replicas}
