@@ -44,6 +44,7 @@ from serving.protocol import (
     decode_json_body,
     parse_chat_request,
     parse_completion_request,
+    prompt_logprobs_error,
     read_body,
 )
 from serving.route_settings import RouteLimitError
@@ -137,6 +138,12 @@ class OpenAIService:
                             f"route {route.name!r} answers from retrieved sources; use "
                             "/v1/chat/completions.", param="model", code="unsupported_endpoint")
                 else:
+                    # refused before the search it would otherwise cost (the LLM
+                    # replica checks every other request)
+                    if (err := prompt_logprobs_error(
+                            request, route.model,
+                            self.config.models[route.model].engine.enable_lora)):
+                        raise err
                     prompt = await self._route_prompt(route, request, index)
                     if prompt is not None and not prompt.get("hits", True):
                         return self._no_context(route, request, request_id, gen)

@@ -125,32 +125,13 @@ class LLMServer:
         return self._run(self._completion.create_completion, request)
 
     def check_prompt_logprobs(self, request: Any) -> dict | None:
-        """An error item when the request asks for prompt log-probabilities from an engine
-        that serves LoRA adapters. vLLM 0.32 computes them through the LoRA logits layer
-        with the batch's per-sequence mapping and fails on a batch of several requests
-        (vllm-project/vllm#29955, #16668; `punica_cpu.add_lora_logits` on CPU): the
-        engine dies and every request in flight fails, so they are refused up front."""
-        from serving.errors import InvalidRequestError, error_to_wire
+        """An error item when the request asks for prompt log-probabilities and this
+        engine serves LoRA (`serving.protocol.prompt_logprobs_error`)."""
+        from serving.errors import error_to_wire
+        from serving.protocol import prompt_logprobs_error
 
-        if not self.config.engine.enable_lora:
-            return None
-        param = "prompt_logprobs"
-        wanted = getattr(request, "prompt_logprobs", None)
-        if wanted is None and getattr(request, "echo", False):
-            # vLLM's own rule: echo asks for prompt log-probabilities with top_logprobs
-            # (chat, default 0) or logprobs (completions, default none)
-            param = "echo"
-            wanted = (request.top_logprobs if hasattr(request, "messages")
-                      else getattr(request, "logprobs", None))
-        if wanted is None:
-            return None
-        err = InvalidRequestError(
-            f"`{param}` asks for the prompt's log-probabilities, which model "
-            f"{self.model_key!r} cannot compute: its engine serves LoRA adapters "
-            "(engine.enable_lora) and vLLM fails computing prompt log-probabilities "
-            "for such an engine. Leave out prompt_logprobs (and echo).",
-            param=param, code="unsupported_parameter")
-        return {"lorag_error": error_to_wire(err)}
+        err = prompt_logprobs_error(request, self.model_key, self.config.engine.enable_lora)
+        return None if err is None else {"lorag_error": error_to_wire(err)}
 
     def check_prompt_length(self, prompt: Any, param: str, limit: int) -> dict | None:
         """The route's prompt cap: an error item when the client's prompt (messages as

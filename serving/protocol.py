@@ -164,6 +164,33 @@ def _check_prompt(prompt: Any) -> None:
         )
 
 
+def prompt_logprobs_error(request: Any, model_key: str, enable_lora: bool
+                          ) -> InvalidRequestError | None:
+    """The 400 for a request that asks for prompt log-probabilities from an engine that
+    serves LoRA adapters. vLLM 0.32 computes them through the LoRA logits layer with the
+    batch's per-sequence mapping and fails on a batch of several requests
+    (vllm-project/vllm#29955, #16668; `punica_cpu.add_lora_logits` on CPU): the engine
+    dies and every request in flight fails, so they are refused up front - by the
+    ingress before a retrieval route searches, and by the LLM replica for the rest."""
+    if not enable_lora:
+        return None
+    param = "prompt_logprobs"
+    wanted = getattr(request, "prompt_logprobs", None)
+    if wanted is None and getattr(request, "echo", False):
+        # vLLM's own rule: echo asks for prompt log-probabilities with top_logprobs
+        # (chat, default 0) or logprobs (completions, default none)
+        param = "echo"
+        wanted = (request.top_logprobs if hasattr(request, "messages")
+                  else getattr(request, "logprobs", None))
+    if wanted is None:
+        return None
+    return InvalidRequestError(
+        f"`{param}` asks for the prompt's log-probabilities, which model {model_key!r} "
+        "cannot compute: its engine serves LoRA adapters (engine.enable_lora) and vLLM "
+        "fails computing prompt log-probabilities for such an engine. Leave out "
+        "prompt_logprobs (and echo).", param=param, code="unsupported_parameter")
+
+
 def parse_chat_request(body: dict[str, Any]):
     """Validate a chat body into vLLM's ChatCompletionRequest (400s name the parameter)."""
     from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest

@@ -38,3 +38,31 @@ def test_refused_when_the_engine_serves_lora(request_, param):
 ])
 def test_other_logprobs_pass(request_):
     assert server().check_prompt_logprobs(request_) is None
+
+
+async def test_a_retrieval_route_refuses_before_it_searches():
+    import json
+
+    from serving.api import OpenAIService
+    from serving.config import load_config
+    from serving.errors import InvalidRequestError
+
+    searched = []
+
+    async def call(method, *args):
+        searched.append(method)
+        return {"result": []}
+
+    retriever = SimpleNamespace(call=SimpleNamespace(remote=call))
+    retriever.options = lambda **_: retriever
+    svc = OpenAIService(load_config(), {"smollm2": SimpleNamespace()}, retriever, None)
+    body = {"model": "rag", "messages": MESSAGES, "prompt_logprobs": 1}
+
+    async def stream():
+        yield json.dumps(body).encode()
+
+    raw = SimpleNamespace(headers={}, state=SimpleNamespace(), stream=stream)
+    with pytest.raises(InvalidRequestError) as err:
+        await svc.chat(raw)
+    assert (err.value.param, err.value.code) == ("prompt_logprobs", "unsupported_parameter")
+    assert searched == []
