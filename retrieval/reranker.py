@@ -39,12 +39,11 @@ def rerank_prompts(tokenizer: Any, query: str, texts: list[str], max_len: int
     one string, as measured; a long passage is cut to fit `max_len`."""
     encode = functools.partial(tokenizer.encode, add_special_tokens=False)
     question = encode(" " + query)[: max(1, max_len // 4)]
-    room = max_len - len(question)
+    room, tail = max_len - len(question), encode(TAIL)
     prompts = []
     for text in texts:
         prefix = encode(HEAD + text + TAIL)
         if len(prefix) > room:  # cut the passage, keep the instruction after it
-            tail = encode(TAIL)
             prefix = prefix[: max(room - len(tail), 0)] + tail
         prompts.append(prefix + question)
     return prompts, len(question)

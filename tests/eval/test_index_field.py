@@ -1,7 +1,6 @@
 """The chat body's `index` field (what `lorag eval` points routes at), without an engine:
 the ingress logic with fake deployment handles."""
 
-import json
 from types import SimpleNamespace
 
 import pytest
@@ -9,6 +8,7 @@ import pytest
 from serving.api import OpenAIService
 from serving.config import load_config
 from serving.errors import LoragError, NotFoundError, error_to_wire
+from tests.support.ingress import FakeLLM, chat
 
 
 class FakeRetriever:
@@ -28,24 +28,6 @@ class FakeRetriever:
                             "title": "t", "section": "", "text": "x", "score": 0.9}]}
 
 
-class FakeLLM:
-    def __init__(self):
-        self.prompts = []
-        self.chat = SimpleNamespace(remote=self._chat)
-
-    def options(self, **_):
-        return self
-
-    def _chat(self, request, adapter=None, prompt=None):
-        self.prompts.append(prompt)
-
-        async def answer():
-            yield {"id": "c", "object": "chat.completion", "model": request.model,
-                   "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
-                                "finish_reason": "stop"}]}
-        return answer()
-
-
 class FakeAdapters:
     async def resolve(self, name):
         if name not in ("json-format", "context-json"):
@@ -59,16 +41,6 @@ def service():
     llm, retriever = FakeLLM(), FakeRetriever()
     svc = OpenAIService(load_config(), {"smollm2": llm}, retriever, FakeAdapters())
     return svc, llm, retriever
-
-
-async def chat(svc, **body):
-    body = {"messages": [{"role": "user", "content": "Where is Ostbridge?"}], **body}
-
-    async def stream():  # what serving.protocol.read_body reads, as Starlette's Request
-        yield json.dumps(body).encode()
-
-    raw = SimpleNamespace(headers={}, state=SimpleNamespace(), stream=stream)
-    return await svc.chat(raw)
 
 
 @pytest.mark.parametrize("route", ["rag", "hybrid"])

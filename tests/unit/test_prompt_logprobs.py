@@ -41,11 +41,10 @@ def test_other_logprobs_pass(request_):
 
 
 async def test_a_retrieval_route_refuses_before_it_searches():
-    import json
-
     from serving.api import OpenAIService
     from serving.config import load_config
     from serving.errors import InvalidRequestError
+    from tests.support.ingress import chat
 
     searched = []
 
@@ -56,13 +55,7 @@ async def test_a_retrieval_route_refuses_before_it_searches():
     retriever = SimpleNamespace(call=SimpleNamespace(remote=call))
     retriever.options = lambda **_: retriever
     svc = OpenAIService(load_config(), {"smollm2": SimpleNamespace()}, retriever, None)
-    body = {"model": "rag", "messages": MESSAGES, "prompt_logprobs": 1}
-
-    async def stream():
-        yield json.dumps(body).encode()
-
-    raw = SimpleNamespace(headers={}, state=SimpleNamespace(), stream=stream)
     with pytest.raises(InvalidRequestError) as err:
-        await svc.chat(raw)
+        await chat(svc, model="rag", messages=MESSAGES, prompt_logprobs=1)
     assert (err.value.param, err.value.code) == ("prompt_logprobs", "unsupported_parameter")
     assert searched == []

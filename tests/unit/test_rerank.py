@@ -3,7 +3,6 @@ the prompts scored, the choice of kept hits, the settings, the retriever's metho
 ingress path (fake handles) and the real scorer (SmolLM2 through transformers)."""
 
 import asyncio
-import json
 import math
 from types import SimpleNamespace
 
@@ -17,6 +16,7 @@ from serving.api import OpenAIService
 from serving.config import ConfigError, load_config, parse_config
 from serving.errors import ServiceUnavailableError
 from serving.route_settings import RetrievalSettings
+from tests.support.ingress import FakeLLM, chat
 
 
 class CharTokenizer:
@@ -127,35 +127,11 @@ class FakeRetriever:
         return {"result": await self.service.rerank(*args)}
 
 
-class FakeLLM:
-    def __init__(self):
-        self.prompts = []
-        self.chat = SimpleNamespace(remote=self._chat)
-
-    def options(self, **_):
-        return self
-
-    def _chat(self, request, adapter=None, prompt=None):
-        self.prompts.append(prompt)
-
-        async def answer():
-            yield {"id": "c", "object": "chat.completion", "model": request.model,
-                   "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
-                                "finish_reason": "stop"}]}
-        return answer()
-
-
 async def test_the_ingress_fetches_candidates_and_sends_the_kept_ones(tmp_path):
     llm, retriever = FakeLLM(), FakeRetriever(tmp_path)
     svc = OpenAIService(config_with_rerank({"candidates": 8}), {"smollm2": llm}, retriever,
                         None)
-    body = {"model": "rag", "messages": [{"role": "user", "content": "Where is it?"}]}
-
-    async def stream():
-        yield json.dumps(body).encode()
-
-    raw = SimpleNamespace(headers={}, state=SimpleNamespace(), stream=stream)
-    assert (await svc.chat(raw)).status_code == 200
+    assert (await chat(svc, model="rag")).status_code == 200
     assert [c[0] for c in retriever.calls] == ["search", "rerank"]
     assert retriever.calls[0][1][2] == 8  # candidates fetched
     hits = llm.prompts[0]["hits"]
