@@ -5,6 +5,8 @@
     lorag ingest PATH... --index NAME [--url URL] [--create]
     lorag eval [--corpus DIR] [--questions FILE.jsonl] [--format-prompts FILE.jsonl]
                [--routes base,rag,tuned,hybrid] [--config FILE] [--url URL] [--out DIR]
+               [--baseline EARLIER/eval.json]
+    lorag eval-compare BASELINE/eval.json CURRENT/eval.json
     lorag adapters train --base MODEL --data PAIRS.jsonl --out DIR [options]
     lorag k8s render --config FILE [--image IMAGE] [--namespace NS] [--settings FILE]
                      [--out DIR]
@@ -19,6 +21,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from adapters.training import add_arguments as add_train_arguments
 from loadtest.evaluation.command import add_arguments as add_eval_arguments
@@ -147,6 +150,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return run_command(args)
 
 
+def _cmd_eval_compare(args: argparse.Namespace) -> int:
+    from loadtest.evaluation.command import compare_command
+
+    return compare_command(args)
+
+
 def _cmd_adapters_train(args: argparse.Namespace) -> int:
     from adapters.training import run_command
 
@@ -196,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
         "recall, citations, JSON format, latency)")
     add_eval_arguments(evaluate)
     evaluate.set_defaults(func=_cmd_eval)
+    compare = sub.add_parser(
+        "eval-compare", help="compare two `lorag eval` runs question by question (which "
+        "answers a change fixed or broke, and whether that can be luck)")
+    compare.add_argument("baseline", type=Path, help="the earlier run's eval.json")
+    compare.add_argument("current", type=Path, help="the later run's eval.json")
+    compare.set_defaults(func=_cmd_eval_compare)
     adapters = sub.add_parser("adapters", help="LoRA adapter tools")
     adapters_sub = adapters.add_subparsers(dest="adapters_command", required=True)
     train = adapters_sub.add_parser("train", help="fine-tune a LoRA adapter on chat pairs")

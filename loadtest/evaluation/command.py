@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index-name", help="name of the fresh index (default: eval-<time>-<id>)")
     parser.add_argument("--keep-index", action="store_true",
                         help="do not delete the fresh index at the end")
+    parser.add_argument("--baseline", type=Path,
+                        help="an earlier run's eval.json: each route is also compared with "
+                        "itself there, question by question (see `lorag eval-compare`)")
 
 
 @contextmanager
@@ -105,8 +108,9 @@ def run_command(args: argparse.Namespace) -> int:
     """Run `lorag eval`: 2 for bad inputs, 1 when the server or index cannot be set up."""
     from loadtest.evaluation.data import DatasetError
     from loadtest.evaluation.evaluate import evaluate
-    from loadtest.evaluation.report import markdown_table, write_report
+    from loadtest.evaluation.report import baseline_table, markdown_table, write_report
     from loadtest.evaluation.runner import EvalError
+    from loadtest.evaluation.stats import BaselineError, load_baseline
     from retrieval.files import DocumentFileError
     from serving.config import DEFAULT_CONFIG_PATH, ConfigError
 
@@ -118,7 +122,8 @@ def run_command(args: argparse.Namespace) -> int:
             return 2
     try:
         opts, questions, formats, docs = _options(args)
-    except (DatasetError, DocumentFileError, ConfigError) as err:
+        baseline = load_baseline(args.baseline) if args.baseline else None
+    except (DatasetError, DocumentFileError, ConfigError, BaselineError) as err:
         print(f"lorag eval: {err}", file=sys.stderr)
         return 2
     for name in ("httpx", "httpx2"):  # one INFO line per request (openai uses httpx2)
@@ -135,11 +140,49 @@ def run_command(args: argparse.Namespace) -> int:
         return 1
     result["config"].update(mode="url" if args.url else "started",
                             config=str(args.config or DEFAULT_CONFIG_PATH))
+    if baseline is not None:
+        result["baseline"] = baseline_summary(args.baseline, baseline, result)
     paths = write_report(result, out)
     print(markdown_table(result))
+    if baseline is not None:
+        print(f"\nAgainst the baseline {args.baseline}:\n{baseline_table(result['baseline'])}")
     errors = sum(r["metrics"]["errors"] for r in result["routes"].values())
     if errors:
         print(f"lorag eval: {errors} request(s) failed; see the records in {paths['json']}",
               file=sys.stderr)
     print("\nwritten: " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def baseline_summary(path: Path, baseline: dict[str, Any], result: dict[str, Any]
+                     ) -> dict[str, Any]:
+    """`result["baseline"]`: which run, and each shared route compared with it."""
+    from loadtest.evaluation.stats import against_baseline
+
+    return {"path": str(path), "started_at": (baseline.get("config") or {}).get("started_at"),
+            "routes": against_baseline(result, baseline)}
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    """`lorag eval-compare BASELINE CURRENT`: 2 for an unreadable file or no shared route."""
+    from loadtest.evaluation.report import PAIRED_NOTE, baseline_table
+    from loadtest.evaluation.stats import BaselineError, load_baseline
+
+    try:
+        baseline, current = load_baseline(args.baseline), load_baseline(args.current)
+    except BaselineError as err:
+        print(f"lorag eval-compare: {err}", file=sys.stderr)
+        return 2
+    summary = baseline_summary(args.baseline, baseline, current)
+    if not summary["routes"]:
+        print(f"lorag eval-compare: no route is in both runs ({', '.join(baseline['routes'])}"
+              f" against {', '.join(current['routes'])})", file=sys.stderr)
+        return 2
+    if not any(r["matched"] for r in summary["routes"]):
+        print("lorag eval-compare: the two runs share no question (matched by id and text)",
+              file=sys.stderr)
+        return 2
+    print(f"{args.current} against the baseline {args.baseline}:\n")
+    print(baseline_table(summary))
+    print(f"\n{PAIRED_NOTE}")
     return 0

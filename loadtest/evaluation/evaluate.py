@@ -18,6 +18,7 @@ from loadtest.evaluation.runner import (
     select_routes,
 )
 from loadtest.evaluation.scoring import refusal_phrases
+from loadtest.evaluation.stats import route_pairs
 from serving.route_settings import DEFAULT_NO_CONTEXT
 
 
@@ -94,4 +95,5 @@ async def evaluate(url: str, opts: EvalOptions, questions: list[Question],
         },
         "retrieval": {**retrieval, "per_question": searches},
         "routes": per_route,
+        "route_pairs": route_pairs({"routes": per_route}),
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadtest.evaluation import scoring
+from loadtest.evaluation import scoring, stats
 from loadtest.evaluation.data import KINDS
 
 
@@ -67,6 +67,17 @@ def accuracy_by_kind(records: list[dict[str, Any]]) -> dict[str, Any]:
     return acc
 
 
+def accuracy_intervals(records: list[dict[str, Any]], formats: list[dict[str, Any]]
+                       ) -> dict[str, Any]:
+    """95% Wilson intervals of the accuracies above and of format accuracy (None when
+    there is no such question)."""
+    out = {"overall": stats.interval_of([r["correct"] for r in records])}
+    for kind in KINDS:
+        out[kind] = stats.interval_of([r["correct"] for r in records if r["kind"] == kind])
+    out["format"] = stats.interval_of([r["correct"] for r in formats])
+    return out
+
+
 def route_metrics(route: Any, questions: list[dict[str, Any]], formats: list[dict[str, Any]],
                   retrieval: dict[str, Any]) -> dict[str, Any]:
     """One route's row: accuracy by kind, retrieval, citations, format, latency, tokens.
@@ -83,6 +94,7 @@ def route_metrics(route: Any, questions: list[dict[str, Any]], formats: list[dic
         "questions": len(questions),
         "counts": {kind: sum(r["kind"] == kind for r in questions) for kind in KINDS},
         "accuracy": accuracy_by_kind(questions),
+        "accuracy_ci": accuracy_intervals(questions, formats),
         "recall_at_k": _round(retrieval["recall"]) if has_retrieval else None,
         "recall_all_at_k": _round(retrieval["all_found"]) if has_retrieval else None,
         "k": retrieval["k"],

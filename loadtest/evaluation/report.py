@@ -39,6 +39,64 @@ def markdown_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _ci(value: float | None, ci: list[float] | None) -> str:
+    if value is None or ci is None:
+        return "-"
+    return f"{value:.2f} ({ci[0]:.2f}-{ci[1]:.2f})"
+
+
+def intervals_table(result: dict[str, Any]) -> str:
+    """Each accuracy with its 95% interval."""
+    head = ["route", "accuracy", "single", "multi", "unanswerable", "format accuracy"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, route in result["routes"].items():
+        m = route["metrics"]
+        acc, ci = m["accuracy"], m["accuracy_ci"]
+        cells = [_ci(acc[k], ci[k]) for k in ("overall", "single", "multi", "unanswerable")]
+        cells.append(_ci(m["format_accuracy"], ci["format"]))
+        lines.append("| " + " | ".join([name, *cells]) + " |")
+    return "\n".join(lines)
+
+
+def _kind_counts(c: dict[str, Any], kind: str) -> str:
+    k = c.get("by_kind", {}).get(kind)
+    return "-" if k is None else f"{k['only_a']}/{k['only_b']} (p {k['p_value']:.2f})"
+
+
+def _paired_row(labels: list[str], c: dict[str, Any]) -> str:
+    cells = [*labels, f"{c['a_correct']} / {c['b_correct']} of {c['questions']}",
+             str(c["only_a"]), str(c["only_b"]), _cell(c["p_value"], 3),
+             *(_kind_counts(c, k) for k in ("single", "multi", "unanswerable", "format"))]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _paired_table(labels: list[str], a: str, b: str, rows: list[str]) -> str:
+    head = [*labels, "correct: " + f"{a} / {b}", f"only {a} right", f"only {b} right",
+            "p (McNemar)", "single", "multi", "unanswerable", "format"]
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *rows])
+
+
+def pairs_table(pairs: list[dict[str, Any]]) -> str:
+    """Every two routes on the same questions: who alone got which right."""
+    return _paired_table(["A", "B"], "A", "B",
+                         [_paired_row([p["a"], p["b"]], p) for p in pairs])
+
+
+def baseline_table(baseline: dict[str, Any]) -> str:
+    """Each route against the same route in the baseline run (only this run right:
+    fixed; only the baseline right: broken)."""
+    return _paired_table(["route"], "baseline", "this run",
+                         [_paired_row([r["route"]], r) for r in baseline["routes"]])
+
+
+INTERVALS_NOTE = "Intervals: 95% Wilson score intervals."
+PAIRED_NOTE = (
+    "Paired counts: the questions one side got right and the other wrong (per kind as "
+    "only A/only B, format prompts under format); p is the two-sided exact McNemar test on "
+    "the questions' counts: a small p is unlikely to be luck, and with only a handful of "
+    "such questions no difference can be shown.")
+
+
 def _markdown(result: dict[str, Any]) -> str:
     cfg, ret = result["config"], result["retrieval"]
     counts = ", ".join(f"{n} {kind}" for kind, n in cfg["question_counts"].items())
@@ -52,11 +110,24 @@ def _markdown(result: dict[str, Any]) -> str:
         f"unanswerable question is correct when the answer says it does not know. "
         f"recall@{ret['k']}: mean share of gold documents in the top {ret['k']} chunks "
         f"(all found: {_cell(ret['all_found'])}). Citation precision: cited sources from a "
-        f"gold document / all cited sources. A failed request counts as wrong.\n")
+        f"gold document / all cited sources. A failed request counts as wrong.\n"
+        + _stats_markdown(result))
+
+
+def _stats_markdown(result: dict[str, Any]) -> str:
+    out = f"\n## How sure\n\n{intervals_table(result)}\n"
+    if result.get("route_pairs"):
+        out += f"\nRoutes compared on the same questions:\n\n{pairs_table(result['route_pairs'])}\n"
+    if result.get("baseline"):
+        b = result["baseline"]
+        out += (f"\nAgainst the baseline `{b['path']}` (run {b.get('started_at') or '?'}), "
+                f"questions matched by id and text:\n\n{baseline_table(b)}\n")
+    return out + f"\n{INTERVALS_NOTE} {PAIRED_NOTE}\n"
 
 
 def bar_chart(result: dict[str, Any], path: Path) -> Path:
-    """Grouped bars: for each route, accuracy overall, by kind and on format prompts."""
+    """Grouped bars: for each route, accuracy overall, by kind and on format prompts,
+    with their 95% intervals as error bars."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -66,19 +137,23 @@ def bar_chart(result: dict[str, Any], path: Path) -> Path:
     width = 0.8 / len(ACCURACY_BARS)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.8 * len(routes) + 2), 4.5))
     for i, (key, label) in enumerate(ACCURACY_BARS):
-        values = []
+        values, errors = [], [[], []]
         for name in routes:
             m = result["routes"][name]["metrics"]
             v = m["format_accuracy"] if key == "format" else m["accuracy"][key]
+            ci = (m.get("accuracy_ci") or {}).get(key)
             values.append(math.nan if v is None else v)
+            errors[0].append(0.0 if v is None or ci is None else v - ci[0])
+            errors[1].append(0.0 if v is None or ci is None else ci[1] - v)
         xs = [j + (i - (len(ACCURACY_BARS) - 1) / 2) * width for j in range(len(routes))]
-        bars = ax.bar(xs, values, width, label=label)
+        bars = ax.bar(xs, values, width, label=label, yerr=errors, capsize=2,
+                      error_kw={"elinewidth": 0.6, "alpha": 0.6})
         ax.bar_label(bars, labels=["" if math.isnan(v) else f"{v:.2f}" for v in values],
                      fontsize=6, padding=1)
     ax.set_xticks(range(len(routes)), routes)
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("accuracy")
-    ax.set_title("lorag eval: accuracy per route")
+    ax.set_title("lorag eval: accuracy per route (95% intervals)")
     ax.legend(fontsize="small", ncols=len(ACCURACY_BARS), loc="upper center",
               bbox_to_anchor=(0.5, -0.08), frameon=False)
     ax.grid(axis="y", alpha=0.3)

@@ -16,7 +16,7 @@ async def test_report_files(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "eval.json", "eval.md", "eval.png"]
     saved = json.loads(paths["json"].read_text())
-    assert set(saved) == {"config", "retrieval", "routes"}
+    assert set(saved) == {"config", "retrieval", "routes", "route_pairs"}
     assert saved["routes"]["rag"]["questions"][0]["answer"].startswith("Alpha was founded")
     assert paths["chart"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = markdown_table(result)

@@ -67,7 +67,8 @@ def compress(question, hits, n):
         h = dict(hits[i]); h['text'] = ' '.join(s for _, s in sorted(keep[i])); out.append(h)
     return out
 
-qs = {json.loads(l)['id']: json.loads(l) for l in open(str(ROOT) + '/retrieval/samples/helix/questions.jsonl')}
+SET = os.environ.get('SET', 'helix')  # a folder of retrieval/samples
+qs = {json.loads(l)['id']: json.loads(l) for l in open(str(ROOT) + f'/retrieval/samples/{SET}/questions.jsonl')}
 refusals = refusal_phrases(template.no_context_answer)
 res = Counter(); tot = Counter(); out = []
 t0 = time.time()
@@ -77,6 +78,8 @@ for h in hits_all:
     hits = rag.usable_hits(hits, settings)
     if COMPRESS and hits:
         hits = compress(q['question'], hits, COMPRESS)
+    if os.environ.get('REVERSE'):  # best source last, next to the question
+        hits = hits[::-1]
     msgs = [{'role': 'user', 'content': q['question']}]
     if not hits:
         answer = template.no_context_answer; srcs = []; chosen = []
@@ -100,4 +103,4 @@ for h in hits_all:
     out.append({'id': q['id'], 'kind': q['kind'], 'ok': ok, 'answer': answer})
     print(q['id'], q['kind'], ok, repr(answer[:100]), flush=True)
 print({k: f'{res[k]}/{tot[k]}' for k in tot}, 'overall', sum(res.values()), '/', sum(tot.values()), f'{time.time()-t0:.0f}s')
-json.dump(out, open(f'{OUT}/out-{route_name}-{topk}-{("ad" if adapter else "base") + os.environ.get("TAG", "")}.json', 'w'))
+json.dump(out, open(f'{OUT}/out-{SET}-{route_name}-{topk}-{("ad" if adapter else "base") + os.environ.get("TAG", "")}.json', 'w'))

@@ -1,4 +1,4 @@
-"""Dense (or MODE=hybrid) top-8 hits of the helix questions, as the route searches: HITS file."""
+"""Dense (or MODE=hybrid) top-8 hits of the helix (or SET=<sample folder>) questions, as the route searches: HITS file."""
 import json, sys, tempfile
 from pathlib import Path
 ROOT = __import__('pathlib').Path(__file__).resolve().parents[4]
@@ -12,11 +12,12 @@ from retrieval.spec import SearchSettings
 spec = cfg.indexes['helix'].spec()
 if __import__('os').environ.get('MODE'):  # MODE=hybrid: dense + FTS5 fused
     spec = spec.model_copy(update={'search': SearchSettings(mode=__import__('os').environ['MODE'])})
-docs = Path(str(ROOT) + '/retrieval/samples/helix/docs')
+SET = __import__('os').environ.get('SET', 'helix')  # a folder of retrieval/samples
+docs = Path(str(ROOT) + f'/retrieval/samples/{SET}/docs')
 reg = IndexRegistry(Path(tempfile.mkdtemp()))
 kb = reg.create('h', spec)
 kb.add_documents([Document(doc_id=p.stem, text=p.read_text(), format='markdown', metadata={}) for p in sorted(docs.iterdir())])
-qs = [json.loads(l) for l in open(str(ROOT) + '/retrieval/samples/helix/questions.jsonl')]
+qs = [json.loads(l) for l in open(str(ROOT) + f'/retrieval/samples/{SET}/questions.jsonl')]
 out = []
 for q in qs:
     hits = kb.search(q['question'], top_k=8)
