@@ -56,10 +56,15 @@ def write_inputs(tmp_path):
 def test_eval_over_a_fresh_index(server_url, http, tmp_path):
     corpus, questions, formats = write_inputs(tmp_path)
     out = tmp_path / "out"
+    # An earlier run, as far as --baseline reads it: the rag route wrong on everything.
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps({"routes": {"rag": {
+        "questions": [{**q, "correct": False} for q in QUESTIONS],
+        "format_prompts": [{**f, "kind": "format", "correct": False} for f in FORMATS]}}}))
     proc = subprocess.run(
         [sys.executable, "-m", "serving.cli", "eval", "--url", server_url, "--corpus",
          str(corpus), "--questions", str(questions), "--format-prompts", str(formats),
-         "--routes", "rag,hybrid", "--out", str(out)],
+         "--routes", "rag,hybrid", "--out", str(out), "--baseline", str(baseline)],
         cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {p.name for p in out.iterdir()} == {"eval.json", "eval.md", "eval.png"}
@@ -78,6 +83,19 @@ def test_eval_over_a_fresh_index(server_url, http, tmp_path):
         sources = {d for r in route["questions"] + route["format_prompts"]
                    for d in r["retrieved_doc_ids"] or []}
         assert sources and sources <= {"zorvath-station", "kelmora-bakery", "vantry-ferry"}
+    # how sure: intervals, the two routes on the same questions, the baseline comparison
+    rag, hybrid = (result["routes"][r] for r in ("rag", "hybrid"))
+    assert set(rag["metrics"]["accuracy_ci"]) == {"overall", "single", "multi",
+                                                  "unanswerable", "format"}
+    [pair] = result["route_pairs"]
+    assert (pair["a"], pair["b"], pair["questions"]) == ("rag", "hybrid", 4)
+    assert pair["a_correct"] == sum(r["correct"] for r in rag["questions"])
+    [against] = result["baseline"]["routes"]  # hybrid is not in the baseline
+    assert (against["route"], against["matched"], against["only_a"]) == ("rag", 6, 0)
+    assert against["only_b"] == against["b_correct"] == pair["a_correct"]
+    report = (out / "eval.md").read_text()
+    assert "## How sure" in report and f"Against the baseline `{baseline}`" in report
+    assert "Against the baseline" in proc.stdout
     index = result["config"]["index"]
     assert index.startswith("eval-")
     assert index not in {d["name"] for d in http.get("/v1/indexes").json()["data"]}
