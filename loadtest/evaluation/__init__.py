@@ -2,8 +2,9 @@
 latency and tokens of each route over a corpus and a question set.
 
 Modules: `data` (JSONL inputs), `scoring` (per-answer rules), `metrics` (per-route
-figures), `runner` (the HTTP client), `evaluate` (one run), `report` (JSON,
-markdown, PNG), `command` (the CLI).
+figures), `stats` (intervals, paired tests between routes and runs), `runner` (the
+HTTP client), `evaluate` (one run), `report` (JSON, markdown, PNG), `command` (the CLI:
+`lorag eval`, `lorag eval-compare`).
 """
 
 __all__ = ["EvalError", "EvalOptions", "evaluate", "load_format_prompts", "load_questions",
