@@ -95,5 +95,5 @@ async def evaluate(url: str, opts: EvalOptions, questions: list[Question],
         },
         "retrieval": {**retrieval, "per_question": searches},
         "routes": per_route,
-        "route_pairs": route_pairs({"routes": per_route}),
+        "route_pairs": route_pairs(per_route),
     }

@@ -74,9 +74,9 @@ def _records(route: dict[str, Any]) -> list[dict[str, Any]]:
     return [*route["questions"], *route.get("format_prompts", [])]
 
 
-def route_pairs(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every pair of routes of one run, compared on the same questions and prompts."""
-    routes = result["routes"]
+def route_pairs(routes: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every pair of a run's routes (`result["routes"]`), compared on the same questions
+    and prompts."""
     return [{"a": a, "b": b, **paired(_records(routes[a]), _records(routes[b]))}
             for a, b in itertools.combinations(routes, 2)]
 

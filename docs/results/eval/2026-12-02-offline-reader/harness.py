@@ -68,7 +68,8 @@ def compress(question, hits, n):
     return out
 
 SET = os.environ.get('SET', 'helix')  # a folder of retrieval/samples
-qs = {json.loads(l)['id']: json.loads(l) for l in open(str(ROOT) + f'/retrieval/samples/{SET}/questions.jsonl')}
+import sample
+qs = {q['id']: q for q in sample.questions(SET)}
 refusals = refusal_phrases(template.no_context_answer)
 res = Counter(); tot = Counter(); out = []
 t0 = time.time()

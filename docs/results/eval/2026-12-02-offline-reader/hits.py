@@ -1,11 +1,10 @@
 """Dense (or MODE=hybrid) top-8 hits of the helix (or SET=<sample folder>) questions, as the route searches: HITS file."""
-import json, sys, tempfile
+import json, sys
 from pathlib import Path
 ROOT = __import__('pathlib').Path(__file__).resolve().parents[4]
 sys.path.insert(0, str(ROOT))
 OUT = __import__('os').environ.get('OUT', '/tmp/lorag-offline')
-from retrieval.registry import IndexRegistry
-from retrieval.knowledge_base import Document
+import sample
 from serving.config import load_config
 cfg = load_config(str(ROOT) + '/configs/default.yaml')
 from retrieval.spec import SearchSettings
@@ -13,11 +12,8 @@ spec = cfg.indexes['helix'].spec()
 if __import__('os').environ.get('MODE'):  # MODE=hybrid: dense + FTS5 fused
     spec = spec.model_copy(update={'search': SearchSettings(mode=__import__('os').environ['MODE'])})
 SET = __import__('os').environ.get('SET', 'helix')  # a folder of retrieval/samples
-docs = Path(str(ROOT) + f'/retrieval/samples/{SET}/docs')
-reg = IndexRegistry(Path(tempfile.mkdtemp()))
-kb = reg.create('h', spec)
-kb.add_documents([Document(doc_id=p.stem, text=p.read_text(), format='markdown', metadata={}) for p in sorted(docs.iterdir())])
-qs = [json.loads(l) for l in open(str(ROOT) + f'/retrieval/samples/{SET}/questions.jsonl')]
+kb = sample.index(SET, spec)
+qs = sample.questions(SET)
 out = []
 for q in qs:
     hits = kb.search(q['question'], top_k=8)

@@ -1,23 +1,19 @@
-import json, sys, tempfile, re
+import json, sys, re
 from pathlib import Path
 ROOT = __import__('pathlib').Path(__file__).resolve().parents[4]
 sys.path.insert(0, str(ROOT))
 OUT = __import__('os').environ.get('OUT', '/tmp/lorag-offline')
 import numpy as np
-from retrieval.registry import IndexRegistry
-from retrieval.knowledge_base import Document
+import sample
 from retrieval.spec import SearchSettings
 from serving.config import load_config
 cfg = load_config(str(ROOT) + '/configs/default.yaml')
-docs = Path(str(ROOT) + '/retrieval/samples/helix/docs')
-qs = [json.loads(l) for l in open(str(ROOT) + '/retrieval/samples/helix/questions.jsonl')]
-reg = IndexRegistry(Path(tempfile.mkdtemp()))
+qs = sample.questions('helix')
 base = cfg.indexes['helix'].spec()
 kbs = {}
 for mode in ['dense', 'hybrid']:
-    kb = reg.create('h' + mode, base.model_copy(update={'search': SearchSettings(mode=mode)}))
+    kb = sample.index('helix', base.model_copy(update={'search': SearchSettings(mode=mode)}))
     print(mode, kb.spec.search_settings().mode)
-    kb.add_documents([Document(doc_id=p.stem, text=p.read_text(), format='markdown', metadata={}) for p in sorted(docs.iterdir())])
     kbs[mode] = kb
 emb = kbs['dense'].embedder
 _SENT = re.compile(r'(?<=[.!?])\s+|\n+')

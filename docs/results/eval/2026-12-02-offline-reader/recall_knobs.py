@@ -1,29 +1,23 @@
 """recall@5 (documents) of both sample sets by chunk size, search mode and a cap of chunks per
 document in the top 5 (session 12). SIZES=400,600 to choose chunk sizes."""
-import json, sys, tempfile, os
+import json, sys, os
 from pathlib import Path
 ROOT = Path(__file__).resolve().parents[4]
 sys.path.insert(0, str(ROOT))
-from retrieval.registry import IndexRegistry
-from retrieval.knowledge_base import Document
+import sample
 from serving.config import load_config
 from retrieval.spec import SearchSettings
 cfg = load_config(str(ROOT / 'configs/default.yaml'))
 base = cfg.indexes['helix'].spec()
 def recall(gold, got):
     return len(set(gold) & set(got)) / len(gold)
-res = {}
 for SET in ['helix', 'northwind-ferries']:
-    docs = sorted(Path(str(ROOT) + f'/retrieval/samples/{SET}/docs').iterdir())
-    qs = [json.loads(l) for l in open(str(ROOT) + f'/retrieval/samples/{SET}/questions.jsonl')]
-    qs = [q for q in qs if q['doc_ids']]
+    qs = [q for q in sample.questions(SET) if q['doc_ids']]
     for size in [int(x) for x in os.environ.get('SIZES', '400,600,800,1000,1400').split(',')]:
         for mode in ['dense', 'hybrid']:
             spec = base.model_copy(update={'search': SearchSettings(mode=mode),
                                            'chunking': base.chunking.model_copy(update={'size': size, 'overlap': min(80, size // 5)})})
-            reg = IndexRegistry(Path(tempfile.mkdtemp()))
-            kb = reg.create('h', spec)
-            kb.add_documents([Document(doc_id=p.stem, text=p.read_text(), format='markdown', metadata={}) for p in docs])
+            kb = sample.index(SET, spec)
             out = {}
             for cap in [None, 2, 1]:
                 rs = []
