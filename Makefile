@@ -63,7 +63,7 @@ bench-rag: install
 	$(BIN)/python -m loadtest.bench_rag_overhead
 
 # Retrain the committed sample adapters: json-format (~10 minutes on this CPU) and
-# context-json, the hybrid route's (~35 minutes).
+# context-json, the hybrid route's (~75 minutes, 2 epochs).
 sample-adapter: install
 	$(BIN)/lorag prepare-model --config $(CONFIG)
 	adapters/samples/train_json_format.sh

@@ -238,7 +238,8 @@ class OpenAIService:
         return {**prompt, "index": searched, "hits": hits,
                 "max_context_tokens": settings.max_context_tokens,
                 "add_markers": settings.add_markers,
-                "check_grounding": settings.check_grounding}
+                "check_grounding": settings.check_grounding,
+                "fix_citations": settings.fix_citations}
 
     def _no_context(self, route: RouteConfig, request: Any, request_id: str,
                     gen: Generation) -> Response:

@@ -97,7 +97,7 @@ class LLMServer:
         """Chat completion; `prompt` (from the route) adds instructions and sources."""
         if (error := self.check_prompt_logprobs(request)) is not None:
             return _one(error)
-        citations, marker_sources, grounding = None, None, None
+        citations, marker_sources, grounding, citation_sources = None, None, None, None
         if prompt and prompt.get("max_prompt_tokens"):
             if (error := self.check_prompt_length(request.messages, "messages",
                                                   prompt["max_prompt_tokens"])) is not None:
@@ -111,8 +111,10 @@ class LLMServer:
             if prompt.get("check_grounding") and citations is not None:
                 grounding = (sources + [rag_question(request)],
                              prompt["template"]["no_context_answer"])
+            if prompt.get("fix_citations") and citations is not None:
+                citation_sources = sources
         return self._run(self._chat.create_chat_completion, request, citations,
-                         marker_sources, grounding)
+                         marker_sources, grounding, citation_sources)
 
     def completions(self, request: Any, prompt: dict[str, Any] | None = None
                     ) -> AsyncGenerator[dict | str, None]:
@@ -176,7 +178,8 @@ class LLMServer:
 
     async def _run(self, create: Any, request: Any, citations: list[dict] | None = None,
                    marker_sources: list[str] | None = None,
-                   grounding: tuple[list[str], str] | None = None
+                   grounding: tuple[list[str], str] | None = None,
+                   citation_sources: list[str] | None = None
                    ) -> AsyncGenerator[dict | str, None]:
         from vllm.entrypoints.serve.engine.protocol import ErrorResponse
         from vllm.entrypoints.serve.exception_handling.error_response import (
@@ -195,8 +198,8 @@ class LLMServer:
             body = result.model_dump(exclude_unset=False)
             if citations is not None:
                 body["citations"] = citations
-            if grounding or marker_sources:
-                from serving.rag import add_marker, grounded
+            if grounding or marker_sources or citation_sources:
+                from serving.rag import add_marker, fix_citations, grounded
 
                 for choice in body.get("choices", []):
                     message = choice.get("message") or {}
@@ -204,7 +207,11 @@ class LLMServer:
                         continue
                     if grounding and not grounded(message["content"], grounding[0]):
                         message["content"] = grounding[1]  # invented: say "don't know"
-                    elif marker_sources:
+                        continue
+                    if citation_sources:
+                        message["content"] = fix_citations(message["content"],
+                                                           citation_sources)
+                    if marker_sources:
                         message["content"] = add_marker(message["content"], marker_sources)
             yield body
         else:

@@ -255,6 +255,31 @@ def grounded(answer: str, texts: list[str]) -> bool:
     return True
 
 
+def fix_citations(answer: str, sources: list[str]) -> str:
+    """`answer` with each marker [n] whose source states none of the answer's figures
+    re-pointed to the first source that states them all (sources are listed most similar
+    first). A small model copies the right figure and then cites its neighbour; answers
+    without figures, and citations no other source can replace, are left as they are.
+
+    >>> fix_citations("It is 91% [2].", ["[1] Rate: 91%.", "[2] Report: 94% elsewhere."])
+    'It is 91% [1].'
+    """
+    figures, _ = claims(answer)
+    if not figures:
+        return answer
+    texts = [_norm(MARKER_RE.sub(" ", text)) for text in sources]
+    states_all = [all(_stated(f, t) for f in figures) for t in texts]
+    states_any = [any(_stated(f, t) for f in figures) for t in texts]
+    if True not in states_all:
+        return answer
+    best = states_all.index(True) + 1
+
+    def repoint(m: re.Match[str]) -> str:
+        n = int(m.group(1))
+        return f"[{best}]" if 1 <= n <= len(sources) and not states_any[n - 1] else m.group(0)
+    return MARKER_RE.sub(repoint, answer)
+
+
 class MarkerStream:
     """Adds the marker of `add_marker` to streamed answers: SSE in, SSE out. Each
     choice's text is accumulated; its finishing chunk gets " [n]" if it cited nothing."""

@@ -62,6 +62,12 @@ class RetrievalSettings(_Strict):
         "small models invent them when the sources do not hold the answer. Non-streamed "
         "answers only (a streamed one is sent as it is made).")
 
+    fix_citations: bool = Field(
+        default=True,
+        description="Re-point a citation [n] whose source states none of the answer's figures "
+        "to the first source that states them all (small models copy the right figure and "
+        "cite a neighbouring source). Non-streamed answers only.")
+
     @model_validator(mode="after")
     def _rerank_more_than_kept(self) -> RetrievalSettings:
         if self.rerank is not None and self.rerank.candidates <= self.top_k:

@@ -40,3 +40,12 @@ def test_the_question_is_the_last_user_message():
     request = SimpleNamespace(messages=[{"role": "system", "content": "x"},
                                         {"role": "user", "content": "Sources: ... Q?"}])
     assert rag_question(request) == "Sources: ... Q?"
+
+
+def test_a_citation_of_a_source_without_the_figure_is_repointed():
+    sources = ["[1] Report\nSites recycle most water.", SOURCES[0].replace("[1]", "[2]")]
+    assert reply("It is 91% [1].", citation_sources=sources) == "It is 91% [2]."
+    assert reply("It is 91% [1].") == "It is 91% [1]."  # off
+    # grounding first: an invented figure is replaced, not re-pointed
+    assert reply("It is 94% [1].", grounding=(sources, NO_CONTEXT),
+                 citation_sources=sources) == NO_CONTEXT

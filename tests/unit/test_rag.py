@@ -178,3 +178,23 @@ def test_grounded_answers_state_figures_found_in_the_sources():
 
 def test_grounding_is_on_by_default_for_retrieval_routes():
     assert RetrievalSettings(index="kb").check_grounding
+
+
+def test_fix_citations_repoints_a_marker_whose_source_lacks_the_figure():
+    # SOURCES: [1] states 88%, [2] states 91%
+    assert rag.fix_citations("It is 91% [1].", SOURCES) == "It is 91% [2]."
+    assert rag.fix_citations('{"answer": "91% [1]", "confidence": "high"}', SOURCES) == \
+        '{"answer": "91% [2]", "confidence": "high"}'
+    assert rag.fix_citations("It is 91% [2].", SOURCES) == "It is 91% [2]."  # right already
+    # a cited source stating one of the figures keeps its citation
+    assert rag.fix_citations("88% [1] and 91% [2]", SOURCES) == "88% [1] and 91% [2]"
+    assert rag.fix_citations("It is 75% [1].", SOURCES) == "It is 75% [1]."  # nowhere
+    assert rag.fix_citations("Ostbridge [1]", SOURCES) == "Ostbridge [1]"  # no figure
+    assert rag.fix_citations("It is 91% [7].", SOURCES) == "It is 91% [7]."  # not a source
+    # the first source stating every figure wins; one stating only some does not
+    assert rag.fix_citations("91%, OST-02 [1]", SOURCES[:1] + [
+        "[2] Ostbridge: 91%.", SOURCES[1]]) == "91%, OST-02 [3]"
+
+
+def test_fix_citations_is_on_by_default_for_retrieval_routes():
+    assert RetrievalSettings(index="kb").fix_citations
