@@ -268,15 +268,14 @@ def fix_citations(answer: str, sources: list[str]) -> str:
     if not figures:
         return answer
     texts = [_norm(MARKER_RE.sub(" ", text)) for text in sources]
-    states_all = [all(_stated(f, t) for f in figures) for t in texts]
-    states_any = [any(_stated(f, t) for f in figures) for t in texts]
-    if True not in states_all:
+    stated = [sum(_stated(f, t) for f in figures) for t in texts]  # figures each states
+    if len(figures) not in stated:
         return answer
-    best = states_all.index(True) + 1
+    best = stated.index(len(figures)) + 1
 
     def repoint(m: re.Match[str]) -> str:
         n = int(m.group(1))
-        return f"[{best}]" if 1 <= n <= len(sources) and not states_any[n - 1] else m.group(0)
+        return f"[{best}]" if 1 <= n <= len(sources) and not stated[n - 1] else m.group(0)
     return MARKER_RE.sub(repoint, answer)
 
 

@@ -22,7 +22,7 @@ fi
     --base builtin:smollm2-135m-instruct \
     --data adapters/samples/data/context_json.train.jsonl \
     --eval-data adapters/samples/data/context_json.heldout.jsonl \
-    --out "${OUT:-adapters/samples/context-json}" \
+    --out adapters/samples/context-json \
     --epochs 2 --batch-size 4 --lr 1e-3 \
     --rank 8 --alpha 16 --target-modules q_proj,k_proj,v_proj,o_proj \
     --max-length 768 --seed 0
