@@ -205,9 +205,12 @@ class LLMServer:
                     message = choice.get("message") or {}
                     if not isinstance(message.get("content"), str):
                         continue
-                    if grounding and not grounded(message["content"], grounding[0]):
-                        message["content"] = grounding[1]  # invented: say "don't know"
-                        continue
+                    if grounding:
+                        if not grounded(message["content"], grounding[0]):
+                            message["content"] = grounding[1]  # invented: say "don't know"
+                            choice["grounding"] = "replaced"
+                            continue
+                        choice["grounding"] = "passed"
                     if citation_sources:
                         message["content"] = fix_citations(message["content"],
                                                            citation_sources)

@@ -90,6 +90,7 @@ def route_metrics(route: Any, questions: list[dict[str, Any]], formats: list[dic
     done = [r for r in questions + formats if r["error"] is None]
     latencies = [r["latency_s"] for r in done]
     tokens = [r["completion_tokens"] for r in done if r["completion_tokens"] is not None]
+    replaced = [r for r in questions + formats if r.get("grounding") == "replaced"]
     return {
         "questions": len(questions),
         "counts": {kind: sum(r["kind"] == kind for r in questions) for kind in KINDS},
@@ -108,5 +109,10 @@ def route_metrics(route: Any, questions: list[dict[str, Any]], formats: list[dic
         "latency_p50_s": _round(scoring.percentile(latencies, 50), 3),
         "latency_p95_s": _round(scoring.percentile(latencies, 95), 3),
         "tokens_per_answer": _round(scoring.mean(tokens), 1),
+        # answers the grounding check replaced by the no-context answer: all, and those
+        # of answerable questions and format prompts (each a refusal of a stated fact)
+        "grounding_replaced": len(replaced) if has_retrieval else None,
+        "grounding_replaced_answerable": sum(r["kind"] != "unanswerable" for r in replaced)
+        if has_retrieval else None,
         "errors": sum(r["error"] is not None for r in questions + formats),
     }

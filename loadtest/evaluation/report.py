@@ -17,13 +17,21 @@ def _cell(value: Any, digits: int = 2) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def _replaced(m: dict[str, Any]) -> str:
+    """Answers the grounding check replaced: all (of them, answerable). Runs saved before
+    the check reported itself have no such figure."""
+    if m.get("grounding_replaced") is None:
+        return "-"
+    return f"{m['grounding_replaced']} ({m['grounding_replaced_answerable']} answerable)"
+
+
 def markdown_table(result: dict[str, Any]) -> str:
     """Routes as rows; accuracy by kind, retrieval, citations, format, latency, tokens.
     '-' marks what does not apply (no retrieval, no format prompts, no such kind)."""
     k = result["retrieval"]["k"]
     head = ["route", "accuracy", "single", "multi", "unanswerable", f"recall@{k}",
             "citation precision", "format validity", "format accuracy", "latency p50 (s)",
-            "latency p95 (s)", "tokens/answer", "errors"]
+            "latency p95 (s)", "tokens/answer", "grounding replaced", "errors"]
     rows = []
     for name, route in result["routes"].items():
         m = route["metrics"]
@@ -33,7 +41,7 @@ def markdown_table(result: dict[str, Any]) -> str:
                      _cell(m["citation_precision"]), _cell(m["format_validity"]),
                      _cell(m["format_accuracy"]), _cell(m["latency_p50_s"]),
                      _cell(m["latency_p95_s"]), _cell(m["tokens_per_answer"], 1),
-                     str(m["errors"])])
+                     _replaced(m), str(m["errors"])])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
@@ -110,7 +118,9 @@ def _markdown(result: dict[str, Any]) -> str:
         f"unanswerable question is correct when the answer says it does not know. "
         f"recall@{ret['k']}: mean share of gold documents in the top {ret['k']} chunks "
         f"(all found: {_cell(ret['all_found'])}). Citation precision: cited sources from a "
-        f"gold document / all cited sources. A failed request counts as wrong.\n"
+        "gold document / all cited sources. Grounding replaced: answers the route's grounding "
+        "check turned into its no-context answer (those of answerable questions and format "
+        "prompts in brackets). A failed request counts as wrong.\n"
         + _stats_markdown(result))
 
 

@@ -137,7 +137,7 @@ class EvalClient:
         record: dict[str, Any] = {
             "route": route.name, "id": item.id, "kind": item.kind, "answer": None,
             "retrieved_doc_ids": None, "latency_s": None, "completion_tokens": None,
-            "error": None}
+            "grounding": None, "error": None}
         started = time.perf_counter()
         try:
             resp = await self.chat.chat.completions.create(
@@ -148,6 +148,9 @@ class EvalClient:
             return record
         record["latency_s"] = round(time.perf_counter() - started, 4)
         record["answer"] = (resp.choices[0].message.content or "") if resp.choices else ""
+        # "passed" / "replaced" where the route's grounding check ran (non-streamed answers)
+        record["grounding"] = (resp.choices[0].model_extra or {}).get("grounding") \
+            if resp.choices else None
         citations = (resp.model_extra or {}).get("citations")
         if citations is not None:
             record["retrieved_doc_ids"] = [c["doc_id"] for c in citations]

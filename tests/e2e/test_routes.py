@@ -145,6 +145,7 @@ def test_hybrid_returns_json_with_a_cited_answer(client):
     assert body["confidence"] in {"high", "medium", "low"}
     assert "91" in body["answer"]
     assert "site-ostbridge" in cited_docs(body["answer"], citations_of(resp))
+    assert resp.choices[0].model_extra["grounding"] == "passed"  # the check ran and kept it
 
 
 def test_tuned_route_answers_in_json_without_retrieval(client):

@@ -107,4 +107,6 @@ class FakeServer:
                          "total_tokens": 10 + tokens}}
         if citations is not None:
             out["citations"] = citations
+        if citations:  # a retrieval route's generated answer went through grounding
+            out["choices"][0]["grounding"] = "passed"
         return _json(200, out)

@@ -26,4 +26,6 @@ async def test_report_files(tmp_path):
     assert set(rows) == {"base", "rag", "hybrid"}
     assert rows["base"].split(" | ")[5:7] == ["-", "-"]  # no retrieval: n/a, not 0
     assert rows["hybrid"].split(" | ")[1] == "1.00"
+    assert rows["hybrid"].split(" | ")[-2] == "0 (0 answerable)"  # grounding replaced
+    assert rows["base"].split(" | ")[-2] == "-"
     assert table in paths["markdown"].read_text()

@@ -54,6 +54,8 @@ async def test_every_question_goes_through_every_route_on_a_fresh_index(tmp_path
     assert record["cited_doc_ids"] == ["alpha"]
     assert record["retrieved_doc_ids"] == ["alpha", "gamma"]
     assert record["latency_s"] >= 0 and record["completion_tokens"] == 7
+    assert record["grounding"] == "passed"
+    assert result["routes"]["base"]["questions"][0]["grounding"] is None
     server.index_spec = {"type": "hnsw", "embedder": "e2", "search": {"mode": "dense"}}
     await run(tmp_path / "again", server)  # a server that reports its spec: copied as is
     assert server.created[-1] == {"name": "eval-t", **server.index_spec}

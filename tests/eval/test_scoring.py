@@ -148,4 +148,11 @@ def test_route_metrics_with_known_numbers():
     assert m["tokens_per_answer"] == 4.2
     plain = route_metrics(SimpleNamespace(retrieval=None), scored, [], retrieval)
     assert plain["recall_at_k"] is None and plain["citation_precision"] is None
+    assert m["grounding_replaced"] == 0 and plain["grounding_replaced"] is None
+    # the server says per answer whether its grounding check replaced it
+    checked = [{**r, "grounding": g} for r, g in
+               zip(scored, ["passed", "replaced", "passed", "replaced", None])]
+    m = route_metrics(SimpleNamespace(retrieval={"index": "kb"}), checked,
+                      [{**formats[0], "grounding": "replaced"}, formats[1]], retrieval)
+    assert (m["grounding_replaced"], m["grounding_replaced_answerable"]) == (3, 2)
     assert plain["format_validity"] is None and plain["context_recall"] is None

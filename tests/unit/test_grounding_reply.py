@@ -10,7 +10,7 @@ SOURCES = ["[1] Site A > Water\nThe recirculation rate is 91%."]
 NO_CONTEXT = "I don't know. The documents I can search do not cover this."
 
 
-def reply(content, **kwargs):
+def choice(content, **kwargs):
     async def create(request, raw_request=None):
         return SimpleNamespace(model_dump=lambda exclude_unset=False: {
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]})
@@ -19,7 +19,11 @@ def reply(content, **kwargs):
         server = LLMServer("m", SimpleNamespace(), served_names=["m"])
         async for item in server._run(create, SimpleNamespace(), [{"number": 1}], **kwargs):
             return item
-    return asyncio.run(first())["choices"][0]["message"]["content"]
+    return asyncio.run(first())["choices"][0]
+
+
+def reply(content, **kwargs):
+    return choice(content, **kwargs)["message"]["content"]
 
 
 def test_an_invented_figure_becomes_the_no_context_answer():
@@ -49,3 +53,9 @@ def test_a_citation_of_a_source_without_the_figure_is_repointed():
     # grounding first: an invented figure is replaced, not re-pointed
     assert reply("It is 94% [1].", grounding=(sources, NO_CONTEXT),
                  citation_sources=sources) == NO_CONTEXT
+
+
+def test_each_checked_choice_says_whether_grounding_replaced_it():
+    assert choice("It is 94% [1].", grounding=(SOURCES, NO_CONTEXT))["grounding"] == "replaced"
+    assert choice("It is 91% [1].", grounding=(SOURCES, NO_CONTEXT))["grounding"] == "passed"
+    assert "grounding" not in choice("It is 94%.")  # the check is off: nothing claimed

@@ -82,6 +82,7 @@ for h in hits_all:
     if os.environ.get('REVERSE'):  # best source last, next to the question
         hits = hits[::-1]
     msgs = [{'role': 'user', 'content': q['question']}]
+    replaced = None
     if not hits:
         answer = template.no_context_answer; srcs = []; chosen = []
     else:
@@ -95,13 +96,15 @@ for h in hits_all:
         answer = tok.decode(g[0, ids.shape[1]:], skip_special_tokens=True)
         if settings.check_grounding:
             if not rag.grounded(answer, srcs + [q['question']]):
+                replaced = answer  # what the reader wrote, before the grounding check
                 answer = template.no_context_answer
         if answer != template.no_context_answer and settings.add_markers:
             answer = rag.add_marker(answer, srcs)
     item = SimpleNamespace(answerable=q['kind'] != 'unanswerable', answer=q['answer'], aliases=q['aliases'])
     ok = score_answer(answer, item, refusals)
     res[q['kind']] += ok; tot[q['kind']] += 1
-    out.append({'id': q['id'], 'kind': q['kind'], 'ok': ok, 'answer': answer})
+    out.append({'id': q['id'], 'kind': q['kind'], 'ok': ok, 'answer': answer,
+                **({'replaced': replaced} if replaced is not None else {})})
     print(q['id'], q['kind'], ok, repr(answer[:100]), flush=True)
 print({k: f'{res[k]}/{tot[k]}' for k in tot}, 'overall', sum(res.values()), '/', sum(tot.values()), f'{time.time()-t0:.0f}s')
 json.dump(out, open(f'{OUT}/out-{SET}-{route_name}-{topk}-{("ad" if adapter else "base") + os.environ.get("TAG", "")}.json', 'w'))
