@@ -18,8 +18,9 @@ def _cell(value: Any, digits: int = 2) -> str:
 
 
 def _replaced(m: dict[str, Any]) -> str:
-    """Answers the grounding check replaced: all (of them, answerable). Runs saved before
-    the check reported itself have no such figure."""
+    """'N (M answerable)': answers the grounding check replaced, and how many of them were
+    to answerable questions or format prompts; '-' for a route without retrieval and for
+    runs saved before the server reported its check."""
     if m.get("grounding_replaced") is None:
         return "-"
     return f"{m['grounding_replaced']} ({m['grounding_replaced_answerable']} answerable)"
