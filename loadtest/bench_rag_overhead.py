@@ -143,7 +143,7 @@ def measure_floor(data_dir: Path, cfg, questions: list[str], tokenizer,
                 t0 = time.perf_counter()
                 kb.embedder.encode_query([q])
                 t1 = time.perf_counter()
-                hits = kb.search(q, settings.top_k, None)  # embeds the query, as the server
+                hits = kb.search(q, settings.top_k, None, settings.exclude_status)  # embeds the query, as the server
                 t2 = time.perf_counter()
                 rag.prepare_messages(tokenizer, route.template,
                                      [{"role": "user", "content": q}],

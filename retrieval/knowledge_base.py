@@ -15,6 +15,12 @@ in fused order. Each hit's `score` stays the cosine similarity to the query,
 so a route's `min_score` means what it did in dense mode; `fused_score`,
 `dense_rank` and `lexical_rank` (1-based, null when absent) say why it ranked.
 
+Lifecycle (`retrieval.lifecycle`): at ingestion a document whose opening says it is a
+draft or superseded gets metadata.status "draft" / "superseded" (the spec's
+`detect_status`); a search may leave out documents by status (`exclude_status`, what
+routes do), exactly: each side searches as many more candidates as there are excluded
+chunks and drops them, or, when there are many, searches only the others like a filter.
+
 Thread-safe: one lock serializes writes, syncs and searches of this index.
 """
 
@@ -33,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from retrieval.chunker import chunk_text, html_to_markdown
 from retrieval.embedder import Embedder
 from retrieval.filters import compile_filter
+from retrieval.lifecycle import document_status
 from retrieval.lexical import Fused, TermCounts, fts_match, query_terms, rrf, select_terms
 from retrieval.spec import IndexSpec, SearchSettings
 from retrieval.store import Change, DocumentStore, content_hash
@@ -43,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 SNAPSHOT_EVERY_CHANGES = 500
 MAX_TOP_K = 100
+MAX_POSTFILTERED = 256  # excluded chunks dropped after the search; more are filtered out
 _DOC_ID_RE = re.compile(r"^[^\x00-\x1f/\\]{1,256}$")
 
 
@@ -170,6 +178,10 @@ class KnowledgeBase:
         except (TypeError, ValueError):
             raise InvalidRequestError("metadata must be JSON-serializable.",
                                       param="metadata") from None
+        if self.spec.detect_status and "status" not in doc.metadata:
+            status = document_status(doc.text, doc.title, markdown=doc.format == "markdown")
+            if status is not None:
+                doc = doc.model_copy(update={"metadata": {**doc.metadata, "status": status}})
         return doc
 
     def add_documents(self, docs: list[Document]) -> list[dict[str, Any]]:
@@ -234,8 +246,10 @@ class KnowledgeBase:
 
     # -- reads ------------------------------------------------------------------------
 
-    def search(self, query: str, top_k: int = 5,
-               filter: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    def search(self, query: str, top_k: int = 5, filter: dict[str, Any] | None = None,
+               exclude_status: list[str] | None = None) -> list[dict[str, Any]]:
+        """The `top_k` chunks most relevant to `query` among the documents passing
+        `filter` and whose metadata.status is not in `exclude_status`."""
         if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= MAX_TOP_K:
             raise InvalidRequestError(f"top_k must be an integer from 1 to {MAX_TOP_K}.",
                                       param="top_k", code="invalid_value")
@@ -247,23 +261,41 @@ class KnowledgeBase:
         vector = self.embedder.encode_query([query])
         with self._lock:
             self.sync()
-            allowed = self.store.filtered_ids(where, params) if filter else None
+            excluded = self.store.status_chunk_ids(exclude_status or [])
+            filtered = bool(filter)
+            if excluded and (filtered or len(excluded) > MAX_POSTFILTERED):
+                # Many to leave out (or a filter to apply anyway): search only the others.
+                marks = ",".join("?" * len(exclude_status or []))
+                where = (f"({where}) AND COALESCE(json_extract(d.metadata, '$.status'), '') "
+                         f"NOT IN ({marks})")
+                params = [*params, *(exclude_status or [])]
+                filtered, excluded = True, set()
+            allowed = self.store.filtered_ids(where, params) if filtered else None
             if settings.mode == "dense":
-                scores, ids = self.index.search(vector, top_k, allowed)
-                hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-                rows = self.store.chunk_rows([i for i, _ in hits])
-                return [{**rows[i], "score": s} for i, s in hits if i in rows]
+                hits = self._dense(vector, top_k, allowed, excluded)
+                rows = self.store.chunk_rows(list(hits))
+                return [{**rows[i], "score": s} for i, s in hits.items() if i in rows]
             n = settings.candidate_count(top_k)
-            scores, ids = self.index.search(vector, n, allowed)
-            dense = {int(i): float(s) for i, s in zip(ids[0], scores[0]) if i >= 0}
-            lexical = self._lexical(terms, n, settings, (where, params) if filter else None)
+            dense = self._dense(vector, n, allowed, excluded)
+            lexical = self._lexical(terms, n, settings, (where, params) if filtered else None,
+                                    excluded)
             fused = rrf(list(dense), lexical, k=settings.rrf_k,
                         lexical_weight=settings.lexical_weight)
             return self._fused_hits(fused, dense, vector[0], top_k)
 
+    def _dense(self, vector: np.ndarray, k: int, allowed: np.ndarray | None,
+               excluded: set[int]) -> dict[int, float]:
+        """The dense top-k chunk ids -> cosine similarity, best first: FAISS searches k
+        more per excluded chunk, which are then dropped, so the k are exact."""
+        scores, ids = self.index.search(vector, k + len(excluded), allowed)
+        hits = {int(i): float(s) for i, s in zip(ids[0], scores[0])
+                if i >= 0 and int(i) not in excluded}
+        return dict(list(hits.items())[:k])
+
     def _lexical(self, terms: list[str], n: int, settings: SearchSettings,
-                 filter_sql: tuple[str, list[Any]] | None) -> list[int]:
-        """The lexical top-n chunk ids, searching the terms the match budget allows."""
+                 filter_sql: tuple[str, list[Any]] | None, excluded: set[int]) -> list[int]:
+        """The lexical top-n chunk ids, searching the terms the match budget allows, less
+        the excluded ones."""
         if not terms:
             return []
         counts = self._term_counts.get(tok for t in terms for tok in t.split())
@@ -271,7 +303,8 @@ class KnowledgeBase:
         if match is None:
             return []
         where, params = filter_sql or (None, None)
-        return self.store.lexical_ids(match, n, where, params)
+        ids = self.store.lexical_ids(match, n + len(excluded), where, params)
+        return [i for i in ids if i not in excluded][:n]
 
     def _fused_hits(self, fused: list[Fused], dense: dict[int, float], vector: np.ndarray,
                     top_k: int) -> list[dict[str, Any]]:

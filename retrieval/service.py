@@ -104,10 +104,10 @@ class RetrieverService:
     async def delete_document(self, name: str, doc_id: str) -> bool:
         return await asyncio.to_thread(lambda: self.registry.get(name).delete_document(doc_id))
 
-    async def search(self, name: str, query: str, top_k: int,
-                     filter: dict[str, Any] | None) -> list[dict[str, Any]]:
+    async def search(self, name: str, query: str, top_k: int, filter: dict[str, Any] | None,
+                     exclude_status: list[str] | None = None) -> list[dict[str, Any]]:
         return await asyncio.to_thread(
-            lambda: self.registry.get(name).search(query, top_k, filter))
+            lambda: self.registry.get(name).search(query, top_k, filter, exclude_status))
 
     async def rerank(self, model: str, query: str, hits: list[dict[str, Any]], top_k: int
                      ) -> list[dict[str, Any]]:

@@ -71,6 +71,13 @@ class IndexSpec(BaseModel):
                            "20k real text chunks (python -m loadtest.bench_hnsw_text) at "
                            "~0.5 ms; random vectors, which have no neighbourhood structure, "
                            "need 512 for 0.98 at 20k.")
+    detect_status: bool = Field(
+        default=True,
+        description="At ingestion, read each document's title and opening lines for a "
+        "lifecycle banner (\"SUPERSEDED ...\", \"DRAFT ... not approved\", a title ending in "
+        "\"- DRAFT\") and store \"draft\" or \"superseded\" as its metadata.status, unless the "
+        "document sets metadata.status itself (see retrieval.lifecycle). Routes leave such "
+        "documents out of their sources (routes[].retrieval.exclude_status).")
     max_document_chars: int = Field(default=2_000_000, ge=1,
                                     description="Largest document accepted.")
     search: SearchSettings | None = Field(

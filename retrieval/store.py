@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     embedding BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE INDEX IF NOT EXISTS documents_status ON documents(json_extract(metadata, '$.status'));
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     doc_id TEXT NOT NULL,
@@ -253,6 +254,17 @@ class DocumentStore:
                 f"WHERE chunks_fts MATCH ? AND ({where_sql}) ORDER BY chunks_fts.rank LIMIT ?",
                 [match, *(params or []), limit])
         return [r[0] for r in rows]
+
+    def status_chunk_ids(self, statuses: list[str]) -> set[int]:
+        """Ids of the chunks of documents whose metadata.status is one of `statuses`
+        (indexed: cheap while such documents are few)."""
+        if not statuses:
+            return set()
+        rows = self.db.execute(
+            "SELECT c.id FROM documents d JOIN chunks c USING(doc_id) WHERE "
+            f"json_extract(d.metadata, '$.status') IN ({','.join('?' * len(statuses))})",
+            list(statuses)).fetchall()
+        return {r[0] for r in rows}
 
     def filtered_ids(self, where_sql: str, params: list[Any]) -> np.ndarray:
         rows = self.db.execute(

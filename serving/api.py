@@ -219,7 +219,8 @@ class OpenAIService:
         searched = index or settings.index
         t0 = time.perf_counter()
         fetch = settings.rerank.candidates if settings.rerank else settings.top_k
-        reply = await self._search.call.remote("search", searched, query, fetch, None)
+        reply = await self._search.call.remote("search", searched, query, fetch, None,
+                                               settings.exclude_status)
         # Labelled with the configured index: client-chosen names would grow the label set.
         self.metrics.retrieval.labels(route.name, settings.index).observe(
             time.perf_counter() - t0)

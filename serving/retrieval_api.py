@@ -9,7 +9,7 @@ boundary intact.
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -46,6 +46,10 @@ class SearchRequest(_Body):
     query: str
     top_k: int = 5
     filter: Any = None
+    exclude_status: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None, max_length=16,
+        description="Leave out documents whose metadata.status is one of these (e.g. "
+        "[\"draft\", \"superseded\"], what routes leave out by default).")
 
 
 class EmbeddingsRequest(_Body):
@@ -149,7 +153,8 @@ class RetrievalAPI:
 
     async def search(self, name: str, raw: Request) -> dict[str, Any]:
         req = _parse(SearchRequest, await self._json(raw))
-        hits = await self._call("search", name, req.query, req.top_k, req.filter)
+        hits = await self._call("search", name, req.query, req.top_k, req.filter,
+                                req.exclude_status)
         return {"object": "list", "index": name, "data": hits}
 
     # -- embeddings -----------------------------------------------------------------

@@ -6,7 +6,7 @@ because `serving.rag` and the adapter training data use them without the rest.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
@@ -61,6 +61,13 @@ class RetrievalSettings(_Strict):
         "(or, without figures, mostly names) found in neither the sources nor the question: "
         "small models invent them when the sources do not hold the answer. Non-streamed "
         "answers only (a streamed one is sent as it is made).")
+
+    exclude_status: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=lambda: ["draft", "superseded"], max_length=16,
+        description="Documents whose metadata.status is one of these are never sources: "
+        "drafts and superseded versions share most words with the document in force, and "
+        "small models copy their figures. The index sets the status from each document's "
+        "opening (indexes[].detect_status) or takes it from its metadata. [] keeps them.")
 
     fix_citations: bool = Field(
         default=True,

@@ -14,6 +14,7 @@ from loadtest.evaluation.runner import (
     EvalClient,
     fresh_index,
     reference_spec,
+    route_exclusions,
     run_bounded,
     select_routes,
 )
@@ -60,7 +61,8 @@ async def evaluate(url: str, opts: EvalOptions, questions: list[Question],
         reference, spec = await reference_spec(client, routes, opts.config_indexes)
         async with fresh_index(client, name, spec, docs, keep=opts.keep_index):
             answerable = [q for q in questions if q.answerable]
-            jobs = [lambda q=q: client.search(name, q, opts.k) for q in answerable]
+            excluded = route_exclusions(routes)
+            jobs = [lambda q=q: client.search(name, q, opts.k, excluded) for q in answerable]
             # Question-major order: every route progresses at the same pace.
             jobs += [lambda r=r, q=q: client.ask(r, q, index=name, max_tokens=opts.max_tokens)
                      for q in [*questions, *formats] for r in routes]
@@ -93,7 +95,7 @@ async def evaluate(url: str, opts: EvalOptions, questions: list[Question],
             "max_tokens": opts.max_tokens, "temperature": 0, "started_at": started,
             "duration_s": round(time.perf_counter() - t0, 1),
         },
-        "retrieval": {**retrieval, "per_question": searches},
+        "retrieval": {**retrieval, "exclude_status": excluded, "per_question": searches},
         "routes": per_route,
         "route_pairs": route_pairs(per_route),
     }

@@ -111,13 +111,17 @@ class EvalClient:
 
     # -- measurements ---------------------------------------------------------------
 
-    async def search(self, index: str, item: Any, k: int) -> dict[str, Any]:
-        """The doc_ids of the top `k` chunks for the question (recall@k)."""
+    async def search(self, index: str, item: Any, k: int,
+                     exclude_status: list[str] | None = None) -> dict[str, Any]:
+        """The doc_ids of the top `k` chunks for the question (recall@k), leaving out
+        documents by status as the routes do."""
         record: dict[str, Any] = {"id": item.id, "kind": item.kind, "doc_ids": item.doc_ids,
                                   "retrieved": None, "error": None}
+        body: dict[str, Any] = {"query": item.question, "top_k": k}
+        if exclude_status:
+            body["exclude_status"] = exclude_status
         try:
-            r = await self.http.post(f"/v1/indexes/{index}/search",
-                                     json={"query": item.question, "top_k": k})
+            r = await self.http.post(f"/v1/indexes/{index}/search", json=body)
             r.raise_for_status()
             record["retrieved"] = [h["doc_id"] for h in r.json()["data"]]
         except httpx.HTTPError as err:
@@ -226,3 +230,13 @@ async def reference_spec(client: EvalClient, routes: list[Route],
         if info.get(key):
             spec[key] = info[key]
     return name, spec
+
+
+def route_exclusions(routes: list[Route]) -> list[str]:
+    """The document statuses the retrieval routes leave out of their sources (the first
+    retrieval route's, warning when routes differ), for recall@k to search the same."""
+    found = [list(r.retrieval.get("exclude_status") or []) for r in routes if r.retrieval]
+    if any(f != found[0] for f in found[1:]):
+        logger.warning("routes leave out different document statuses; recall@k leaves out "
+                       "%s (the first retrieval route's)", found[0] or "none")
+    return found[0] if found else []

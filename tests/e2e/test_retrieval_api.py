@@ -66,6 +66,21 @@ def test_live_add_replace_delete(http, index):
     assert index in [d["name"] for d in http.get("/v1/indexes").json()["data"]]
 
 
+def test_superseded_documents_are_marked_and_can_be_left_out(http, index):
+    old = ("# Otter Ferry Rules (2023)\n\n**SUPERSEDED. Replaced on 1 May 2024 by the "
+           "current rules.**\n\n## Fares\n\nThe otter ferry costs 3 shells.")
+    new = ("# Otter Ferry Rules\n\n**This version is current.**\n\n## Fares\n\nThe otter "
+           "ferry costs 5 shells.")
+    add(http, index, {"doc_id": "rules-2023", "text": old}, {"doc_id": "rules", "text": new})
+    meta = {d: http.get(f"/v1/indexes/{index}/documents/{d}").json()["metadata"]
+            for d in ("rules-2023", "rules")}
+    assert meta["rules-2023"]["status"] == "superseded" and "status" not in meta["rules"]
+    query = "How much does the otter ferry cost?"
+    assert {h["doc_id"] for h in search(http, index, query, top_k=4)} == {"rules", "rules-2023"}
+    kept = search(http, index, query, top_k=4, exclude_status=["draft", "superseded"])
+    assert {h["doc_id"] for h in kept} == {"rules"}
+
+
 def test_multipart_upload(http, index):
     files = [("files", ("zebra.md", b"# Zebras\n\n" + ZEBRA.encode(), "text/markdown")),
              ("files", ("otter.txt", OTTER.encode(), "text/plain")),
@@ -98,6 +113,10 @@ def test_bad_input_changes_nothing(http, index):
          400, "filter.x"),
         (http.post(f"{base}/search", json={"query": "zebra", "filter": [1]}), 400, "filter"),
         (http.post(f"{base}/search", json={"query": ""}), 400, "query"),
+        (http.post(f"{base}/search", json={"query": "zebra", "exclude_status": "draft"}), 400,
+         "exclude_status"),
+        (http.post(f"{base}/search", json={"query": "zebra", "exclude_status": [""]}), 400,
+         "exclude_status.0"),
         (http.post(f"{base}/search", content=b"{oops", headers={"content-type": "application/json"}),
          400, None),
     ]

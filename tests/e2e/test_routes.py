@@ -49,6 +49,20 @@ def test_rag_answers_from_the_knowledge_base_and_cites_the_doc(client):
     assert scores == sorted(scores, reverse=True) and min(scores) >= 0.2  # min_score
 
 
+def test_rag_sources_leave_out_superseded_and_draft_documents(client, http):
+    """The 2023 travel policy says €110 a night where the current one says €135: the
+    index marks it superseded at seeding and the route never puts it in a prompt."""
+    question = "How much are hotel costs capped at per night under the travel policy?"
+    hits = http.post("/v1/indexes/helix/search", json={"query": question, "top_k": 4}).json()
+    assert "travel-policy-2023" in {h["doc_id"] for h in hits["data"]}  # search keeps it
+    resp = ask(client, "rag", question, max_tokens=24)
+    sources = {c["doc_id"] for c in citations_of(resp)}
+    assert "travel-policy" in sources
+    assert not sources & {"travel-policy-2023", "product-catalogue-draft"}
+    doc = http.get("/v1/indexes/helix/documents/travel-policy-2023").json()
+    assert doc["metadata"]["status"] == "superseded"
+
+
 def _metric_count(http, family, **labels):
     from prometheus_client.parser import text_string_to_metric_families
 

@@ -26,7 +26,9 @@ ANSWERS = {"When was Alpha founded?": ("Alpha was founded in 1999 [1].", ["alpha
            "What number do Alpha and Beta share?": ("It is 42 [2].", ["alpha", "gamma"]),
            "What is Alpha's code?": ("AL-1 [1]", ["alpha"]),
            "Who is Zed?": None}
-ROUTES = {"base": None, "rag": {"index": "kb", "top_k": 4}, "hybrid": {"index": "kb", "top_k": 4}}
+EXCLUDE = ["draft", "superseded"]
+ROUTES = {"base": None, "rag": {"index": "kb", "top_k": 4, "exclude_status": EXCLUDE},
+          "hybrid": {"index": "kb", "top_k": 4, "exclude_status": EXCLUDE}}
 
 
 def _json(status, body):
@@ -45,6 +47,7 @@ class FakeServer:
         self.uploaded: list[str] = []
         self.deleted: list[str] = []
         self.chat_bodies: list[dict] = []
+        self.search_bodies: list[dict] = []
         self.index_spec: dict | None = None
 
     def transport(self) -> httpx.MockTransport:
@@ -73,6 +76,7 @@ class FakeServer:
             self.uploaded += [d["doc_id"] for d in body["documents"]]
             return _json(200, {"data": [{"status": "added"} for _ in body["documents"]]})
         if path.endswith("/search"):
+            self.search_bodies.append(body)
             return _json(200, {"data": [{"doc_id": "alpha"}, {"doc_id": "gamma"}]})
         if method == "DELETE":
             self.deleted.append(path.rsplit("/", 1)[1])

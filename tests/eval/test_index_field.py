@@ -13,14 +13,15 @@ from tests.support.ingress import FakeLLM, chat
 
 class FakeRetriever:
     def __init__(self):
-        self.searched = []
+        self.searched, self.excluded = [], []
         self.call = SimpleNamespace(remote=self._call)
 
     def options(self, **_):
         return self
 
-    async def _call(self, method, name, query, top_k, filter_):
+    async def _call(self, method, name, query, top_k, filter_, exclude_status):
         self.searched.append(name)
+        self.excluded.append(exclude_status)
         if name not in ("helix", "fresh"):
             return {"error": error_to_wire(NotFoundError(
                 f"index {name!r} does not exist.", param="index", code="index_not_found"))}
@@ -49,6 +50,7 @@ async def test_index_replaces_the_routes_index_for_one_request(service, route):
     assert (await chat(svc, model=route, index="fresh")).status_code == 200
     assert (await chat(svc, model=route)).status_code == 200
     assert retriever.searched == ["fresh", "helix"]
+    assert retriever.excluded == [["draft", "superseded"]] * 2  # the route's default
     assert [p["index"] for p in llm.prompts] == ["fresh", "helix"]  # what citations name
     assert llm.prompts[0]["hits"][0]["doc_id"] == "fresh-doc"
     assert (await chat(svc, model=route, index=None)).status_code == 200  # null: unset

@@ -3,7 +3,7 @@
 import pytest
 
 from loadtest.evaluation.evaluate import EvalOptions, evaluate
-from loadtest.evaluation.runner import EvalError
+from loadtest.evaluation.runner import EvalError, Route, route_exclusions
 
 from .fake_server import DOCS, FORMATS, QUESTIONS, FakeServer
 
@@ -35,6 +35,9 @@ async def test_every_question_goes_through_every_route_on_a_fresh_index(tmp_path
         assert body.get("index") == (None if body["model"] == "base" else "eval-t")
     assert list(result["routes"]) == ["base", "rag", "hybrid"]
     assert result["retrieval"]["recall"] == 0.75 and result["retrieval"]["all_found"] == 0.5
+    # recall@k searches leave out what the retrieval routes leave out of their sources
+    assert result["retrieval"]["exclude_status"] == ["draft", "superseded"]
+    assert [b["exclude_status"] for b in server.search_bodies] == [["draft", "superseded"]] * 2
 
     rag, hybrid, base = (result["routes"][r]["metrics"] for r in ("rag", "hybrid", "base"))
     for m in (rag, hybrid):
@@ -88,3 +91,17 @@ async def test_keep_index(tmp_path):
     server = FakeServer()
     result = await run(tmp_path, server, keep_index=True, routes=["base"])
     assert server.deleted == [] and result["config"]["index_kept"]
+
+
+def test_recall_leaves_out_the_first_retrieval_routes_statuses(caplog):
+    def route(name, retrieval):
+        return Route(name, retrieval, None)
+
+    assert route_exclusions([route("base", None)]) == []
+    same = [route("rag", {"index": "kb", "exclude_status": ["draft"]}),
+            route("hybrid", {"index": "kb", "exclude_status": ["draft"]})]
+    assert route_exclusions([route("base", None), *same]) == ["draft"] and not caplog.records
+    differ = [same[0], route("all", {"index": "kb", "exclude_status": []})]
+    assert route_exclusions(differ) == ["draft"]
+    assert "different document statuses" in caplog.text
+    assert route_exclusions([route("old", {"index": "kb"})]) == []  # an older server
