@@ -49,11 +49,11 @@ class Renderer:
     def sources(self, kb, question: str, drop=None) -> list[dict]:
         """[{hit fields..., n, text (as rendered), truncated}] for a question, best first;
         `drop(hit)` true removes a hit before the top_k are taken (masked questions)."""
-        top_k = self.settings.top_k
+        top_k, excluded = self.settings.top_k, self.settings.exclude_status
         if drop is None:
-            hits = kb.search(question, top_k=top_k)
+            hits = kb.search(question, top_k=top_k, exclude_status=excluded)
         else:
-            hits = kb.search(question, top_k=top_k + MASK_EXTRA)
+            hits = kb.search(question, top_k=top_k + MASK_EXTRA, exclude_status=excluded)
             hits = [h for h in hits if not drop(h)][:top_k]
         hits = self.rag.usable_hits(hits, self.settings)
         cut: dict[int, str] = {}
