@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from retrieval.chunker import chunk_text, html_to_markdown
+from retrieval.chunker import Chunk, chunk_text, html_to_markdown
 from retrieval.embedder import Embedder
 from retrieval.filters import compile_filter
 from retrieval.lifecycle import document_status
@@ -209,7 +209,7 @@ class KnowledgeBase:
                                 markdown=d.format == "markdown", count_tokens=count)
             pending.append((d, chunks, "replaced" if old[d.doc_id] else "added"))
             all_chunks.extend(chunks)
-        vectors = self.embedder.encode([c.text for c in all_chunks])
+        vectors = self.embedder.encode([self._embedded_text(c) for c in all_chunks])
         items, offset = [], 0
         for d, chunks, _ in pending:
             items.append({"doc_id": d.doc_id, "title": d.title, "metadata": d.metadata,
@@ -225,6 +225,14 @@ class KnowledgeBase:
                     for d, chunks, status in pending]
         order = {doc_id: i for i, doc_id in enumerate(ids)}
         return sorted(results, key=lambda r: order[r["doc_id"]])
+
+    def _embedded_text(self, chunk: Chunk) -> str:
+        """What a chunk's vector is made from: its heading path (or its document's title)
+        on a line before its text when the spec's embed_headings is on."""
+        if not self.spec.embed_headings:
+            return chunk.text
+        heading = chunk.section or chunk.title
+        return f"{heading}\n{chunk.text}" if heading else chunk.text
 
     def _apply_own(self, changes: list[Change]) -> None:
         # One transaction holds the write lock, so our changes are consecutive; if

@@ -10,7 +10,8 @@ on first use, one it deleted disappears. Embedders are loaded once per name.
 Search settings: index.json always holds explicit ones (a new index gets the
 default, hybrid), so a later change of the default never changes how an
 existing index answers. An index.json from before they existed means dense, as
-it was created. A config index whose config sets `search` gets those settings
+it was created. Likewise `embed_headings`: on for a new index, off for an index.json
+from before it existed (its vectors were made from the text alone). A config index whose config sets `search` gets those settings
 written into its index.json at start-up (they change no stored data); one whose
 config leaves it unset keeps what it has.
 """
@@ -85,7 +86,8 @@ class IndexRegistry:
                 raise ConflictError(f"index {name!r} already exists.", param="name",
                                     code="index_exists")
             embedder = self.embedder(spec.embedder)  # fails before anything is written
-            spec = spec.model_copy(update={"search": spec.search_settings()})
+            spec = spec.model_copy(update={"search": spec.search_settings(),
+                                           "embed_headings": spec.embed_headings is not False})
             path.mkdir(parents=True, exist_ok=True)
             uid = uuid.uuid4().hex
             _write_json(path / "index.json", {"uid": uid, "spec": spec.model_dump(mode="json")})
@@ -111,6 +113,8 @@ class IndexRegistry:
                 spec = IndexSpec.model_validate(saved["spec"])
                 if spec.search is None:  # created before search settings existed: dense
                     spec = spec.model_copy(update={"search": SearchSettings(mode="dense")})
+                if spec.embed_headings is None:  # its vectors embed the text alone
+                    spec = spec.model_copy(update={"embed_headings": False})
                 self._indexes[name] = KnowledgeBase(name, path, spec, self.embedder(spec.embedder))
                 self._uids[name] = saved["uid"]
             return self._indexes[name]

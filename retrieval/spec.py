@@ -71,6 +71,14 @@ class IndexSpec(BaseModel):
                            "20k real text chunks (python -m loadtest.bench_hnsw_text) at "
                            "~0.5 ms; random vectors, which have no neighbourhood structure, "
                            "need 512 for 0.98 at 20k.")
+    embed_headings: bool | None = Field(
+        default=None,
+        description="Embed each chunk as its heading path (the document's headings down to "
+        "its section, or its title) on one line, then its text, so that a chunk deep in "
+        "'Annual Report 2023 > Financial results' still carries what it is about. Only the "
+        "vector changes: the stored and returned text is the chunk's. Null: on for a new "
+        "index; an index created before this setting existed keeps embedding text alone "
+        "(its vectors were made that way).")
     detect_status: bool = Field(
         default=True,
         description="At ingestion, read each document's title and opening lines for a "

@@ -1,5 +1,7 @@
 """Knowledge base: add/replace/delete semantics, no-op re-ingest, persistence, replicas."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -190,3 +192,38 @@ def test_query_encoder_that_disagrees_with_torch_is_not_used(monkeypatch):
     real_encode = mod.OnnxQueryEncoder.encode
     monkeypatch.setattr(mod.OnnxQueryEncoder, "_export", classmethod(skewed))
     assert mod.Embedder("builtin:all-minilm-l6-v2").query_encoder is None
+
+
+ZORVATH = "# Zorvath Station\n\n## Power\n\nThe reactor delivers 40 kW to the base."
+KESTREL = "# Kestrel Outpost\n\n## Power\n\nThe reactor delivers 12 kW to the base."
+
+
+def test_chunks_are_embedded_with_their_heading_path(tmp_path, registry, embedder):
+    """A new index embeds 'heading path\\ntext' (the text stays the chunk's); an index
+    created before the setting existed keeps embedding the text alone."""
+    kb = registry.create("kb", IndexSpec(type="flat"))
+    plain = registry.create("plain", IndexSpec(type="flat", embed_headings=False))
+    assert kb.spec.embed_headings is True and plain.spec.embed_headings is False
+    for index in (kb, plain):
+        index.add_documents([doc("z", ZORVATH), doc("k", KESTREL)])
+    for index, headed in ((kb, True), (plain, False)):
+        ids, vectors = index.store.embeddings()
+        ids = [int(i) for i in ids]
+        rows = index.store.chunk_rows(ids)
+        texts = [(f"{rows[i]['section']}\n" if headed else "") + rows[i]["text"] for i in ids]
+        assert np.allclose(vectors, embedder.encode(texts), atol=1e-5)
+        source = {"z": ZORVATH, "k": KESTREL}
+        assert all(r["text"] == source[r["doc_id"]][r["start"]:r["end"]]
+                   for r in rows.values())  # the stored text is the document's own
+    question = "How much power does the reactor at Zorvath Station deliver?"
+    assert kb.search(question, 1)[0]["doc_id"] == "z"
+
+    spec_file = tmp_path / "indexes" / "kb" / "index.json"
+    saved = json.loads(spec_file.read_text())
+    del saved["spec"]["embed_headings"]  # as written before the setting existed
+    spec_file.write_text(json.dumps(saved))
+    reopened = IndexRegistry(tmp_path, embedder_factory=lambda name: embedder)
+    try:
+        assert reopened.get("kb").spec.embed_headings is False
+    finally:
+        reopened.close()
