@@ -17,7 +17,8 @@ so a route's `min_score` means what it did in dense mode; `fused_score`,
 
 Lifecycle (`retrieval.lifecycle`): at ingestion a document whose opening says it is a
 draft or superseded gets metadata.status "draft" / "superseded" (the spec's
-`detect_status`); a search may leave out documents by status (`exclude_status`, what
+`detect_status`; documents stored before that get theirs when the index is first opened
+by this version); a search may leave out documents by status (`exclude_status`, what
 routes do), exactly: each side searches as many more candidates as there are excluded
 chunks and drops them, or, when there are many, searches only the others like a filter.
 
@@ -88,6 +89,11 @@ class KnowledgeBase:
             raise ValueError(f"index {self.name} holds {stored_dim}-d vectors but embedder "
                              f"{self.spec.embedder} makes {self.embedder.dim}-d ones")
         self.store.set_meta("dim", str(self.embedder.dim))
+        if self.spec.detect_status:
+            marked = self.store.backfill_status(document_status)
+            if marked:
+                logger.info("index %s: %d stored documents marked draft or superseded",
+                            self.name, marked)
         snapshot = self._latest_snapshot()
         if snapshot is not None and snapshot[0] <= self.store.last_seq():
             try:

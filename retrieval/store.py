@@ -24,7 +24,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,8 @@ CREATE TABLE IF NOT EXISTS changes (
     added TEXT NOT NULL
 );
 """
+
+STATUS_BACKFILLED = "status_backfilled"
 
 # One statement each: they run inside a transaction, which executescript would commit.
 FTS_SCHEMA = (
@@ -254,6 +256,33 @@ class DocumentStore:
                 f"WHERE chunks_fts MATCH ? AND ({where_sql}) ORDER BY chunks_fts.rank LIMIT ?",
                 [match, *(params or []), limit])
         return [r[0] for r in rows]
+
+    def backfill_status(self, detect: Callable[[str, str], str | None]) -> int:
+        """Once per store: give each document without metadata.status the one
+        `detect(text, title)` finds (documents stored before ingestion detected it), with
+        the content hash ingestion computes now, so re-sending one is still a no-op.
+        Metadata only: vectors and the change log stay as they are. Returns how many."""
+        if self.get_meta(STATUS_BACKFILLED) is not None:
+            return 0
+        with _transaction(self.db):
+            if self.get_meta(STATUS_BACKFILLED) is not None:  # another replica was first
+                return 0
+            rows = self.db.execute(
+                "SELECT doc_id, title, metadata, text FROM documents "
+                "WHERE json_extract(metadata, '$.status') IS NULL").fetchall()
+            marked = 0
+            for doc_id, title, metadata, text in rows:
+                status = detect(text, title)
+                if status is None:
+                    continue
+                meta = {**json.loads(metadata), "status": status}
+                self.db.execute(
+                    "UPDATE documents SET metadata=?, content_hash=? WHERE doc_id=?",
+                    (json.dumps(meta, ensure_ascii=False), content_hash(text, title, meta),
+                     doc_id))
+                marked += 1
+            self.set_meta(STATUS_BACKFILLED, "1")
+        return marked
 
     def status_chunk_ids(self, statuses: list[str]) -> set[int]:
         """Ids of the chunks of documents whose metadata.status is one of `statuses`

@@ -165,3 +165,38 @@ def test_search_leaves_out_excluded_statuses_exactly(registry, monkeypatch, mode
                          exclude_status=["superseded"])
     assert {h["doc_id"] for h in filtered} == {"travel-policy", "price-list",
                                                 "price-list-draft"}
+
+
+def test_a_store_from_before_detection_is_marked_when_opened(tmp_path, embedder):
+    """Documents stored before ingestion detected the status get it (metadata only) the
+    first time this version opens the index; re-sending one is still a no-op."""
+    import json
+
+    from retrieval.store import STATUS_BACKFILLED, content_hash
+
+    reg = IndexRegistry(tmp_path, embedder_factory=lambda name: embedder)
+    kb = reg.create("kb", IndexSpec(type="flat"))
+    kb.add_documents(_docs()[:3])
+    vectors_before = kb.store.embeddings()[1].copy()
+    db = kb.store.db
+    for doc_id, title, meta, text in db.execute(
+            "SELECT doc_id, title, metadata, text FROM documents").fetchall():
+        old = {k: v for k, v in json.loads(meta).items() if k != "status"}
+        db.execute("UPDATE documents SET metadata=?, content_hash=? WHERE doc_id=?",
+                   (json.dumps(old), content_hash(text, title, old), doc_id))
+    db.execute("DELETE FROM meta WHERE key=?", (STATUS_BACKFILLED,))
+    assert "status" not in kb.store.document("travel-policy-2023")["metadata"]
+    reg.close()
+
+    reopened = IndexRegistry(tmp_path, embedder_factory=lambda name: embedder)
+    try:
+        kb = reopened.get("kb")
+        assert kb.store.document("travel-policy-2023")["metadata"]["status"] == "superseded"
+        assert kb.store.document("price-list-draft")["metadata"]["status"] == "draft"
+        assert "status" not in kb.store.document("travel-policy")["metadata"]
+        assert (kb.store.embeddings()[1] == vectors_before).all()
+        assert [r["status"] for r in kb.add_documents(_docs()[:3])] == ["unchanged"] * 3
+        hits = kb.search("hotel cap", 8, exclude_status=["superseded"])
+        assert "travel-policy-2023" not in {h["doc_id"] for h in hits}
+    finally:
+        reopened.close()
