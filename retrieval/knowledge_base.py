@@ -234,8 +234,9 @@ class KnowledgeBase:
 
     def _embedded_text(self, chunk: Chunk) -> str:
         """What a chunk's vector is made from: its heading path (or its document's title)
-        on a line before its text when the spec's embed_headings is on."""
-        if not self.spec.embed_headings:
+        on a line before its text unless the spec's embed_headings is off (null is on, as
+        for a new index; the registry opens older indexes with it off)."""
+        if self.spec.embed_headings is False:
             return chunk.text
         heading = chunk.section or chunk.title
         return f"{heading}\n{chunk.text}" if heading else chunk.text
