@@ -276,14 +276,14 @@ class KnowledgeBase:
         vector = self.embedder.encode_query([query])
         with self._lock:
             self.sync()
-            excluded = self.store.status_chunk_ids(exclude_status or [])
+            statuses = list(exclude_status or [])
+            excluded = self.store.status_chunk_ids(statuses)
             filtered = bool(filter)
             if excluded and (filtered or len(excluded) > MAX_POSTFILTERED):
                 # Many to leave out (or a filter to apply anyway): search only the others.
-                marks = ",".join("?" * len(exclude_status or []))
                 where = (f"({where}) AND COALESCE(json_extract(d.metadata, '$.status'), '') "
-                         f"NOT IN ({marks})")
-                params = [*params, *(exclude_status or [])]
+                         f"NOT IN ({','.join('?' * len(statuses))})")
+                params = [*params, *statuses]
                 filtered, excluded = True, set()
             allowed = self.store.filtered_ids(where, params) if filtered else None
             if settings.mode == "dense":

@@ -69,13 +69,6 @@ def embedder():
     return TableEmbedder(table)
 
 
-@pytest.fixture
-def registry(tmp_path, embedder):
-    reg = IndexRegistry(tmp_path, embedder_factory=lambda name: embedder)
-    yield reg
-    reg.close()
-
-
 def fill(kb):
     docs = [Document(doc_id=f"decoy{i}", text=t, metadata={"team": "b"})
             for i, t in enumerate(DECOYS)]

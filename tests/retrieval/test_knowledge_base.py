@@ -14,20 +14,6 @@ ZEBRA = "The zebra named Quill lives in the Lantern Valley and eats blue grass."
 OTTER = "The otter named Fenwick runs the ferry across the Copper River every morning."
 
 
-@pytest.fixture(scope="module")
-def embedder():
-    from retrieval.embedder import Embedder
-
-    return Embedder("builtin:all-minilm-l6-v2")
-
-
-@pytest.fixture
-def registry(tmp_path, embedder):
-    reg = IndexRegistry(tmp_path, embedder_factory=lambda name: embedder)
-    yield reg
-    reg.close()
-
-
 def doc(doc_id, text, **kw):
     return Document(doc_id=doc_id, text=text, **kw)
 

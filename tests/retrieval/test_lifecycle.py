@@ -97,20 +97,6 @@ def test_sample_corpora_statuses():
                       "fares-2023": "superseded", "maintenance-programme-draft": "draft"}
 
 
-@pytest.fixture(scope="module")
-def embedder():
-    from retrieval.embedder import Embedder
-
-    return Embedder("builtin:all-minilm-l6-v2")
-
-
-@pytest.fixture
-def registry(tmp_path, embedder):
-    reg = IndexRegistry(tmp_path, embedder_factory=lambda name: embedder)
-    yield reg
-    reg.close()
-
-
 def _docs():
     return [Document(doc_id="travel-policy", text=CURRENT),
             Document(doc_id="travel-policy-2023", text=OLD),
