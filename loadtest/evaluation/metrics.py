@@ -1,8 +1,20 @@
 """From raw answers to the per-route figures of the report.
 
 A raw record is what `EvalClient.ask` returns; `score_record` adds correctness,
-format validity and cited doc_ids; `route_metrics` pools a route's records.
-A failed request counts as a wrong answer (and in `errors`).
+format validity, cited doc_ids and, for a wrong answer, its cause; `route_metrics`
+pools a route's records. A failed request counts as a wrong answer (and in `errors`).
+
+Causes (`CAUSES`) say where a wrong answer went wrong, so that a user knows whether to
+work on retrieval or on the model, first match wins:
+  error             the request failed;
+  format            a format prompt answered in another shape than the JSON format;
+  retrieval         the route's sources lacked a gold document (retrieval routes);
+  grounding         the route's grounding check replaced the model's answer;
+  refused           the model said it does not know;
+  answered_wrong    the model answered, wrongly;
+  answered_unanswerable  an unanswerable question answered instead of refused.
+For a retrieval route, refused and answered_wrong mean the sources held every gold
+document: the reader, not the search, missed the answer.
 """
 
 from __future__ import annotations
@@ -12,9 +24,13 @@ from typing import Any
 from loadtest.evaluation import scoring, stats
 from loadtest.evaluation.data import KINDS
 
+CAUSES = ("error", "format", "retrieval", "grounding", "refused", "answered_wrong",
+          "answered_unanswerable")
+
 
 def score_record(record: dict[str, Any], item: Any, refusals: list[str]) -> dict[str, Any]:
-    """`record` with `correct`, `format_valid`, `cited_doc_ids` and `context_recall`.
+    """`record` with `correct`, `format_valid`, `cited_doc_ids`, `context_recall` and
+    `cause` (None for a right answer; see the module doc).
 
     A retrieval route that found no usable source answers its no-context text
     without generating (`citations: []`, no completion tokens): that is a refusal
@@ -23,9 +39,9 @@ def score_record(record: dict[str, Any], item: Any, refusals: list[str]) -> dict
     out = {**record, "question": item.question, "gold": item.answer,
            "aliases": list(item.aliases), "gold_doc_ids": list(item.doc_ids),
            "correct": False, "format_valid": False, "cited_doc_ids": None,
-           "context_recall": None}
+           "context_recall": None, "cause": None}
     if record["error"] is not None:
-        return out
+        return {**out, "cause": "error"}
     text, sources = record["answer"], record["retrieved_doc_ids"]
     fields = scoring.parse_format(text)
     answer = fields["answer"] if fields is not None else text
@@ -41,7 +57,23 @@ def score_record(record: dict[str, Any], item: Any, refusals: list[str]) -> dict
         out["correct"] = no_context or scoring.says_dont_know(answer, refusals)
     else:
         out["correct"] = scoring.is_correct(answer, item.answer, item.aliases)
+    if not out["correct"]:
+        refused = no_context or scoring.says_dont_know(answer, refusals)
+        out["cause"] = wrong_cause(item, out, refused)
     return out
+
+
+def wrong_cause(item: Any, scored: dict[str, Any], refused: bool) -> str:
+    """The cause of a wrong answer that got a response (module doc, first match wins)."""
+    if not item.answerable:
+        return "answered_unanswerable"
+    if item.kind == "format" and not scored["format_valid"]:
+        return "format"
+    if scored["context_recall"] is not None and scored["context_recall"] < 1:
+        return "retrieval"
+    if scored.get("grounding") == "replaced":
+        return "grounding"
+    return "refused" if refused else "answered_wrong"
 
 
 def retrieval_metrics(searches: list[dict[str, Any]], k: int) -> dict[str, Any]:
@@ -115,4 +147,15 @@ def route_metrics(route: Any, questions: list[dict[str, Any]], formats: list[dic
         "grounding_replaced_answerable": sum(r["kind"] != "unanswerable" for r in replaced)
         if has_retrieval else None,
         "errors": sum(r["error"] is not None for r in questions + formats),
+        "wrong_causes": wrong_causes(questions + formats, has_retrieval),
     }
+
+
+def wrong_causes(records: list[dict[str, Any]], has_retrieval: bool) -> dict[str, Any]:
+    """How many wrong answers (questions and format prompts) each cause explains;
+    `retrieval` is None for a route without retrieval."""
+    counts: dict[str, Any] = {c: sum(r.get("cause") == c for r in records) for c in CAUSES}
+    counts["wrong"] = sum(not r["correct"] for r in records)
+    if not has_retrieval:
+        counts["retrieval"] = None
+    return counts

@@ -98,6 +98,37 @@ def baseline_table(baseline: dict[str, Any]) -> str:
                          [_paired_row([r["route"]], r) for r in baseline["routes"]])
 
 
+CAUSE_COLUMNS = (
+    ("retrieval", "sources lacked a gold document"),
+    ("grounding", "grounding check replaced it"),
+    ("refused", "refused"),
+    ("answered_wrong", "answered wrong"),
+    ("format", "not the JSON format"),
+    ("error", "request failed"),
+    ("answered_unanswerable", "answered an unanswerable question"),
+)
+CAUSES_NOTE = (
+    "Each wrong answer (questions and format prompts) counted once, under the first cause "
+    "that applies, left to right. For a retrieval route, refused and answered wrong mean "
+    "its sources held every gold document: the model, not the search, missed the answer "
+    "(a prompt, an adapter trained to use sources, or a larger model are the remedies); "
+    "sources lacking a gold document point at retrieval (search mode, chunking, top_k, "
+    "reranking).")
+
+
+def causes_table(result: dict[str, Any]) -> str | None:
+    """Wrong answers per route by cause; None for runs saved before causes existed."""
+    rows = []
+    for name, route in result["routes"].items():
+        c = route["metrics"].get("wrong_causes")
+        if c is None:
+            return None
+        rows.append("| " + " | ".join([name, str(c["wrong"]),
+                                        *(_cell(c[key]) for key, _ in CAUSE_COLUMNS)]) + " |")
+    head = ["route", "wrong", *(label for _, label in CAUSE_COLUMNS)]
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *rows])
+
+
 INTERVALS_NOTE = "Intervals: 95% Wilson score intervals."
 PAIRED_NOTE = (
     "Paired counts: the questions one side got right and the other wrong (per kind as "
@@ -122,7 +153,12 @@ def _markdown(result: dict[str, Any]) -> str:
         "gold document / all cited sources. Grounding replaced: answers the route's grounding "
         "check turned into its no-context answer (those of answerable questions and format "
         "prompts in brackets). A failed request counts as wrong.\n"
-        + _stats_markdown(result))
+        + _causes_markdown(result) + _stats_markdown(result))
+
+
+def _causes_markdown(result: dict[str, Any]) -> str:
+    table = causes_table(result)
+    return "" if table is None else f"\n## Why answers were wrong\n\n{table}\n\n{CAUSES_NOTE}\n"
 
 
 def _stats_markdown(result: dict[str, Any]) -> str:

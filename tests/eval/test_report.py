@@ -3,7 +3,7 @@
 import json
 
 from loadtest.evaluation.evaluate import EvalOptions, evaluate
-from loadtest.evaluation.report import markdown_table, write_report
+from loadtest.evaluation.report import causes_table, markdown_table, write_report
 
 from .fake_server import DOCS, FORMATS, QUESTIONS, FakeServer
 
@@ -29,3 +29,12 @@ async def test_report_files(tmp_path):
     assert rows["hybrid"].split(" | ")[-2] == "0 (0 answerable)"  # grounding replaced
     assert rows["base"].split(" | ")[-2] == "-"
     assert table in paths["markdown"].read_text()
+    causes = causes_table(result).splitlines()
+    assert causes[0].startswith("| route | wrong | sources lacked a gold document |")
+    cause_rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in causes[2:]}
+    for name, cells in cause_rows.items():
+        c = result["routes"][name]["metrics"]["wrong_causes"]
+        counted = [int(x.strip(" |")) for x in cells[2:] if x.strip(" |") != "-"]
+        assert int(cells[1]) == c["wrong"] == sum(counted)  # each wrong answer once
+    assert cause_rows["base"][2] == "-"  # no retrieval
+    assert "## Why answers were wrong" in paths["markdown"].read_text()

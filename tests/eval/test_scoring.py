@@ -123,6 +123,7 @@ def test_route_metrics_with_known_numbers():
     ]
     scored = [score_record(a, items[a["id"]], []) for a in answers]
     assert [r["correct"] for r in scored] == [True, False, True, True, False]
+    assert [r["cause"] for r in scored] == [None, "answered_wrong", None, None, "error"]
     assert scored[2]["format_valid"] and scored[2]["cited_doc_ids"] == ["alpha", "beta"]
     searches = [{"id": "s1", "doc_ids": ["alpha"], "retrieved": ["alpha"], "error": None},
                 {"id": "s2", "doc_ids": ["beta"], "retrieved": ["alpha"], "error": None},
@@ -146,6 +147,9 @@ def test_route_metrics_with_known_numbers():
     # latencies 1, 2, 3, 4 s and 1, 1 s for the format prompts; the failed one has none
     assert (m["latency_p50_s"], m["latency_p95_s"], m["errors"]) == (1.5, 3.75, 1)
     assert m["tokens_per_answer"] == 4.2
+    assert m["wrong_causes"] == {"wrong": 3, "error": 1, "format": 1, "retrieval": 0,
+                                 "grounding": 0, "refused": 0, "answered_wrong": 1,
+                                 "answered_unanswerable": 0}
     plain = route_metrics(SimpleNamespace(retrieval=None), scored, [], retrieval)
     assert plain["recall_at_k"] is None and plain["citation_precision"] is None
     assert m["grounding_replaced"] == 0 and plain["grounding_replaced"] is None
@@ -156,3 +160,40 @@ def test_route_metrics_with_known_numbers():
                       [{**formats[0], "grounding": "replaced"}, formats[1]], retrieval)
     assert (m["grounding_replaced"], m["grounding_replaced_answerable"]) == (3, 2)
     assert plain["format_validity"] is None and plain["context_recall"] is None
+
+
+def test_wrong_answers_get_the_first_cause_that_applies():
+    single = q("s", "single", "1999", ["alpha", "beta"])
+    fmt = SimpleNamespace(kind="format", answerable=True, answer="Paris", aliases=[],
+                          doc_ids=["alpha"], question="?")
+    idk = '{"answer": "I don\'t know.", "confidence": "low"}'
+
+    def cause(item, answer, sources, grounding=None, tokens=5):
+        record = {**raw("x", item.kind, answer, sources, tokens=tokens), "grounding": grounding}
+        return score_record(record, item, [idk])["cause"]
+
+    # the sources lacked a gold document: retrieval, whatever the model then did
+    assert cause(single, "I don't know.", ["alpha"]) == "retrieval"
+    assert cause(single, "It was 2001 [1].", ["alpha", "gamma"]) == "retrieval"
+    assert cause(single, "Nothing.", [], tokens=0) == "retrieval"  # no usable source
+    # every gold document was there: the reader missed it
+    assert cause(single, "I don't know.", ["alpha", "beta"], grounding="replaced") == "grounding"
+    assert cause(single, idk, ["beta", "alpha"]) == "refused"
+    assert cause(single, "I cannot find that in the sources.", ["alpha", "beta"]) == "refused"
+    assert cause(single, "It was 2001 [1].", ["alpha", "beta"]) == "answered_wrong"
+    assert cause(single, "It was 1999 [1].", ["alpha", "beta"]) is None
+    # no retrieval (base, tuned): refused or answered wrong
+    assert cause(single, "It was 2001.", None) == "answered_wrong"
+    # format prompts: the shape first, then as questions
+    assert cause(fmt, "Paris", ["alpha"]) == "format"
+    assert cause(fmt, '{"answer": "Rome", "confidence": "high"}', ["beta"]) == "retrieval"
+    assert cause(fmt, '{"answer": "Rome", "confidence": "high"}', ["alpha"]) == "answered_wrong"
+    assert cause(q("u", "unanswerable"), "It was 1999 [1].", ["alpha"]) == "answered_unanswerable"
+    assert cause(q("u", "unanswerable"), idk, ["alpha"]) is None
+
+    records = [score_record(raw("a", "single", "It was 2001.", None), single, []),
+               score_record(raw("b", "single", "It was 1999.", None), single, [])]
+    causes = route_metrics(SimpleNamespace(retrieval=None), records, [],
+                           retrieval_metrics([], 5))["wrong_causes"]
+    assert causes["retrieval"] is None and causes["answered_wrong"] == 1
+    assert causes["wrong"] == 1
