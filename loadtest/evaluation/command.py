@@ -165,7 +165,7 @@ def baseline_summary(path: Path, baseline: dict[str, Any], result: dict[str, Any
 
 def compare_command(args: argparse.Namespace) -> int:
     """`lorag eval-compare BASELINE CURRENT`: 2 for an unreadable file or no shared route."""
-    from loadtest.evaluation.report import PAIRED_NOTE, baseline_table
+    from loadtest.evaluation.report import PAIRED_NOTE, baseline_causes_table, baseline_table
     from loadtest.evaluation.stats import BaselineError, load_baseline
 
     try:
@@ -185,4 +185,6 @@ def compare_command(args: argparse.Namespace) -> int:
     print(f"{args.current} against the baseline {args.baseline}:\n")
     print(baseline_table(summary))
     print(f"\n{PAIRED_NOTE}")
+    if causes := baseline_causes_table(summary):
+        print(f"\nWrong answers by cause:\n\n{causes}")
     return 0

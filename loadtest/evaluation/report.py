@@ -116,6 +116,16 @@ CAUSES_NOTE = (
     "reranking).")
 
 
+def _causes_row(label: str, c: dict[str, Any]) -> str:
+    return "| " + " | ".join([label, str(c["wrong"]),
+                              *(_cell(c[key]) for key, _ in CAUSE_COLUMNS)]) + " |"
+
+
+def _causes_lines(first: str, rows: list[str]) -> str:
+    head = [first, "wrong", *(label for _, label in CAUSE_COLUMNS)]
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *rows])
+
+
 def causes_table(result: dict[str, Any]) -> str | None:
     """Wrong answers per route by cause; None for runs saved before causes existed."""
     rows = []
@@ -123,10 +133,22 @@ def causes_table(result: dict[str, Any]) -> str | None:
         c = route["metrics"].get("wrong_causes")
         if c is None:
             return None
-        rows.append("| " + " | ".join([name, str(c["wrong"]),
-                                        *(_cell(c[key]) for key, _ in CAUSE_COLUMNS)]) + " |")
-    head = ["route", "wrong", *(label for _, label in CAUSE_COLUMNS)]
-    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *rows])
+        rows.append(_causes_row(name, c))
+    return _causes_lines("route", rows)
+
+
+def baseline_causes_table(baseline: dict[str, Any]) -> str | None:
+    """Each shared route's wrong answers by cause in the baseline and in this run (a change
+    that fixes retrieval misses may show them again as the model's); None when the
+    baseline was saved before causes existed."""
+    rows = []
+    for r in baseline["routes"]:
+        c = r.get("wrong_causes") or {}
+        if c.get("baseline") is None or c.get("current") is None:
+            continue
+        rows += [_causes_row(f"{r['route']}, baseline", c["baseline"]),
+                 _causes_row(f"{r['route']}, this run", c["current"])]
+    return _causes_lines("route, run", rows) if rows else None
 
 
 INTERVALS_NOTE = "Intervals: 95% Wilson score intervals."
@@ -169,6 +191,8 @@ def _stats_markdown(result: dict[str, Any]) -> str:
         b = result["baseline"]
         out += (f"\nAgainst the baseline `{b['path']}` (run {b.get('started_at') or '?'}), "
                 f"questions matched by id and text:\n\n{baseline_table(b)}\n")
+        if causes := baseline_causes_table(b):
+            out += f"\nWrong answers by cause, baseline and this run:\n\n{causes}\n"
     return out + f"\n{INTERVALS_NOTE} {PAIRED_NOTE}\n"
 
 

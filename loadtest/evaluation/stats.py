@@ -83,9 +83,14 @@ def route_pairs(routes: dict[str, Any]) -> list[dict[str, Any]]:
 
 def against_baseline(result: dict[str, Any], baseline: dict[str, Any]) -> list[dict[str, Any]]:
     """Each route in both runs: the baseline run is `a`, this run `b` (only_b = fixed,
-    only_a = broken), matched by question id and text."""
+    only_a = broken), matched by question id and text; with each run's wrong answers by
+    cause (`wrong_causes`: None for a run saved before causes existed)."""
+    def causes(run: dict[str, Any], name: str) -> dict[str, Any] | None:
+        return (run["routes"][name].get("metrics") or {}).get("wrong_causes")
     return [{"route": name, **paired(_records(baseline["routes"][name]),
-                                     _records(result["routes"][name]))}
+                                     _records(result["routes"][name])),
+             "wrong_causes": {"baseline": causes(baseline, name),
+                              "current": causes(result, name)}}
             for name in result["routes"] if name in baseline["routes"]]
 
 

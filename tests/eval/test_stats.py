@@ -94,12 +94,37 @@ async def test_baseline_and_eval_compare(tmp_path, capsys):
     assert list(rows) == ["base", "rag"]  # routes of this run that the baseline has
     assert (rows["rag"]["only_a"], rows["rag"]["only_b"], rows["rag"]["p_value"]) == (2, 0, 0.5)
     assert rows["base"]["only_a"] == rows["base"]["only_b"] == 0
+    before_causes = before["routes"]["rag"]["metrics"]["wrong_causes"]
+    after["routes"]["rag"]["metrics"]["wrong_causes"] = {
+        **before_causes, "wrong": before_causes["wrong"] + 2,
+        "answered_wrong": before_causes["answered_wrong"] + 2}
+    after["baseline"] = baseline_summary(before_paths["json"], load_baseline(
+        before_paths["json"]), after)
+    rows = {r["route"]: r for r in after["baseline"]["routes"]}
+    assert rows["rag"]["wrong_causes"] == {
+        "baseline": before_causes, "current": after["routes"]["rag"]["metrics"]["wrong_causes"]}
     after_paths = write_report(after, tmp_path / "after")
-    assert f"Against the baseline `{before_paths['json']}`" in after_paths["markdown"].read_text()
+    md = after_paths["markdown"].read_text()
+    assert f"Against the baseline `{before_paths['json']}`" in md
+    assert "Wrong answers by cause, baseline and this run:" in md
+    causes = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1]
+              for line in md.splitlines() if line.startswith("| rag, ")}
+    assert causes == {"rag, baseline": str(before_causes["wrong"]),
+                      "rag, this run": str(before_causes["wrong"] + 2)}
 
     assert main(["eval-compare", str(before_paths["json"]), str(after_paths["json"])]) == 0
     out = capsys.readouterr().out
     assert "| rag | 3 / 1 of 3 | 2 | 0 | 0.500 | 1/0 (p 1.00) | 0/0 (p 1.00) | 1/0 (p 1.00) | 0/0 (p 1.00) |" in out
+    assert f"| rag, this run | {before_causes['wrong'] + 2} |" in out
+
+    # a baseline saved before causes existed: the paired table, no causes table
+    old = json.loads(before_paths["json"].read_text())
+    for route in old["routes"].values():
+        del route["metrics"]["wrong_causes"]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert main(["eval-compare", str(tmp_path / "old.json"), str(after_paths["json"])]) == 0
+    out = capsys.readouterr().out
+    assert "| rag | 3 / 1 of 3 |" in out and "Wrong answers by cause" not in out
 
 
 def test_bad_baselines_exit_2_before_anything_runs(tmp_path, capsys):
