@@ -218,16 +218,17 @@ class LLMServer:
                         message["content"] = add_marker(message["content"], marker_sources)
             yield body
         else:
-            from serving.rag import MarkerStream, with_citations_first_event
+            from serving.rag import StreamChecks, with_citations_first_event
 
             interval_s = self.config.stream_batching_interval_ms / 1000
             first = citations is not None
-            markers = MarkerStream(marker_sources) if marker_sources else None
+            checks = (StreamChecks(marker_sources, grounding[0] if grounding else None)
+                      if marker_sources or grounding else None)
             async for chunk in coalesce(result, interval_s):
                 if first:
                     chunk, first = with_citations_first_event(chunk, citations), False
-                if markers is not None:
-                    chunk = markers(chunk)
+                if checks is not None:
+                    chunk = checks(chunk)
                 yield chunk
 
     def metrics_text(self) -> str:

@@ -279,13 +279,33 @@ def fix_citations(answer: str, sources: list[str]) -> str:
     return MARKER_RE.sub(repoint, answer)
 
 
-class MarkerStream:
-    """Adds the marker of `add_marker` to streamed answers: SSE in, SSE out. Each
-    choice's text is accumulated; its finishing chunk gets " [n]" if it cited nothing."""
+class StreamChecks:
+    """The checks of non-streamed answers that a stream allows, applied to each choice's
+    finishing chunk once its whole text is known: SSE in, SSE out.
 
-    def __init__(self, sources: list[str]):
-        self.sources = sources
+    - `grounding_texts` (the sources and the question): the finishing chunk says
+      `"grounding": "passed"` or `"failed"` (see `grounded`). The text is already sent and
+      cannot be replaced, as a non-streamed answer is, so the client decides what to show.
+    - `marker_sources`: " [n]" is appended, as `add_marker` does, when the answer cited
+      nothing and passed (or no) grounding.
+    """
+
+    def __init__(self, marker_sources: list[str] | None = None,
+                 grounding_texts: list[str] | None = None):
+        self.sources = marker_sources
+        self.grounding_texts = grounding_texts
         self.texts: dict[int, str] = {}
+
+    def _finish(self, choice: dict[str, Any], delta: dict[str, Any], text: str) -> None:
+        passed = True
+        if self.grounding_texts is not None:
+            passed = grounded(text, self.grounding_texts)
+            choice["grounding"] = "passed" if passed else "failed"
+        if self.sources and passed:
+            marked = add_marker(text, self.sources)
+            if marked != text:
+                choice["delta"] = {**delta, "content": (delta.get("content") or "")
+                                   + marked[len(text.rstrip()):]}
 
     def __call__(self, sse: str) -> str:
         out = []
@@ -300,12 +320,9 @@ class MarkerStream:
                 i = choice.get("index", 0)
                 self.texts[i] = self.texts.get(i, "") + (delta.get("content") or "")
                 if choice.get("finish_reason") is not None:
-                    marked = add_marker(self.texts[i], self.sources)
-                    if marked != self.texts[i]:
-                        extra = marked[len(self.texts[i].rstrip()):]
-                        choice["delta"] = {**delta, "content": (delta.get("content") or "")
-                                           + extra}
-                        changed = True
+                    before = dict(choice)
+                    self._finish(choice, delta, self.texts[i])
+                    changed = changed or choice != before
             out.append(f"data: {json.dumps(body, ensure_ascii=False)}" if changed else event)
         return "\n\n".join(out)
 

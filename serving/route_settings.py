@@ -59,8 +59,9 @@ class RetrievalSettings(_Strict):
         default=True,
         description="Replace an answer with template.no_context_answer when it states figures "
         "(or, without figures, mostly names) found in neither the sources nor the question: "
-        "small models invent them when the sources do not hold the answer. Non-streamed "
-        "answers only (a streamed one is sent as it is made).")
+        "small models invent them when the sources do not hold the answer. A streamed "
+        "answer, sent as it is made, is not replaced: its finishing chunk says "
+        "\"grounding\": \"passed\" or \"failed\".")
 
     exclude_status: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         default_factory=lambda: ["draft", "superseded"], max_length=16,

@@ -116,6 +116,9 @@ def test_streaming_sends_citations_before_the_first_token(client):
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert "91" in text and MARKER.search(text)
     assert chunks[-1].usage.completion_tokens > 0
+    # the grounding check ran on the whole streamed text: its verdict is on the last chunk
+    finished = [c.choices[0] for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert len(finished) == 1 and finished[0].model_extra["grounding"] == "passed"
 
 
 def test_rag_says_it_does_not_know_when_nothing_is_relevant(client, http):

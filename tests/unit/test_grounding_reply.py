@@ -1,7 +1,8 @@
-"""The LLM replica's grounding check on non-streamed retrieval answers (no engine: a
-fake vLLM `create` returns the answer)."""
+"""The LLM replica's grounding check on retrieval answers (no engine: a fake vLLM
+`create` returns the answer, whole or as a stream of SSE events)."""
 
 import asyncio
+import json
 from types import SimpleNamespace
 
 from serving.llm_server import LLMServer, rag_question
@@ -59,3 +60,50 @@ def test_each_checked_choice_says_whether_grounding_replaced_it():
     assert choice("It is 94% [1].", grounding=(SOURCES, NO_CONTEXT))["grounding"] == "replaced"
     assert choice("It is 91% [1].", grounding=(SOURCES, NO_CONTEXT))["grounding"] == "passed"
     assert "grounding" not in choice("It is 94%.")  # the check is off: nothing claimed
+
+
+def streamed(parts, n_choices=1, **kwargs):
+    """The events an LLMServer streams when the engine streams `parts` (text pieces, the
+    last one finishing) to each of `n_choices` choices; the finishing choices."""
+    async def engine():
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            yield "data: " + json.dumps({"choices": [
+                {"index": c, "delta": {"content": part}, "finish_reason": "stop" if last
+                 else None} for c in range(n_choices)]}) + "\n\n"
+        yield "data: [DONE]\n\n"
+
+    async def create(request, raw_request=None):
+        return engine()
+
+    async def collect():
+        server = LLMServer("m", SimpleNamespace(stream_batching_interval_ms=0),
+                           served_names=["m"])
+        return [item async for item in server._run(create, SimpleNamespace(),
+                                                   [{"number": 1}], **kwargs)]
+    events = [e for item in asyncio.run(collect()) for e in item.split("\n\n")
+              if e.startswith("data: {")]
+    chunks = [json.loads(e[len("data: "):]) for e in events]
+    assert chunks[0]["citations"] == [{"number": 1}]  # before the first token, as before
+    text = "".join(c["delta"].get("content") or "" for ch in chunks for c in ch["choices"]
+                   if c["index"] == 0)
+    return text, [c for ch in chunks for c in ch["choices"] if c.get("finish_reason")]
+
+
+def test_a_streamed_answer_says_on_its_last_chunk_whether_it_is_grounded():
+    check = {"grounding": (SOURCES, NO_CONTEXT)}
+    text, [last] = streamed(["It is ", "91%."], **check)
+    assert (text, last["grounding"]) == ("It is 91%.", "passed")
+    # an invented figure cannot be taken back once streamed: it is flagged, not replaced
+    text, [last] = streamed(["It is ", "94%."], **check)
+    assert (text, last["grounding"]) == ("It is 94%.", "failed")
+    # with markers on, a grounded answer gets its marker and a failed one does not
+    text, _ = streamed(["It is ", "91%."], marker_sources=SOURCES, **check)
+    assert text == "It is 91%. [1]"
+    text, _ = streamed(["It is ", "94%."], marker_sources=SOURCES, **check)
+    assert text == "It is 94%."
+    # every choice is checked on its own finishing chunk; the check off: nothing claimed
+    _, finished = streamed(["It is ", "94%."], n_choices=2, **check)
+    assert [c["grounding"] for c in finished] == ["failed", "failed"]
+    _, [last] = streamed(["It is ", "94%."])
+    assert "grounding" not in last

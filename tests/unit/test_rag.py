@@ -136,12 +136,12 @@ def test_add_marker_points_at_the_source_the_answer_draws_on():
     assert rag.add_marker("I don't know.", SOURCES) == "I don't know."  # draws on nothing
 
 
-def test_marker_stream_marks_the_finishing_chunk_of_each_choice():
+def test_stream_checks_mark_the_finishing_chunk_of_each_choice():
     def event(index, content, finish=None):
         return "data: " + json.dumps({"choices": [{"index": index, "delta": {
             "content": content}, "finish_reason": finish}]}) + "\n\n"
 
-    stream = rag.MarkerStream(SOURCES)
+    stream = rag.StreamChecks(SOURCES)
     out = [stream(event(0, "Ostbridge recycles ")), stream(event(0, "91%.") + event(1, "No.")),
            stream(event(0, "", "stop") + event(1, "", "stop")), stream("data: [DONE]\n\n")]
     chunks = [json.loads(e[len("data: "):]) for s in out for e in s.strip().split("\n\n")
