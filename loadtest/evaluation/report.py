@@ -109,7 +109,10 @@ CAUSE_COLUMNS = (
 )
 CAUSES_NOTE = (
     "Each wrong answer (questions and format prompts) counted once, under the first cause "
-    "that applies, left to right. For a retrieval route, refused and answered wrong mean "
+    "that applies in this order: request failed, not the JSON format (format prompts), "
+    "sources lacked a gold document, grounding check replaced it, refused, answered wrong; "
+    "an unanswerable question answered has its own column. For a retrieval route, refused "
+    "and answered wrong mean "
     "its sources held every gold document: the model, not the search, missed the answer "
     "(a prompt, an adapter trained to use sources, or a larger model are the remedies); "
     "sources lacking a gold document point at retrieval (search mode, chunking, top_k, "
