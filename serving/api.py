@@ -37,6 +37,7 @@ from serving.metrics import (
     IngressMetrics,
     UsageMeter,
     force_usage,
+    grounding_verdicts,
     usage_tokens,
     usage_total,
 )
@@ -192,6 +193,7 @@ class OpenAIService:
             self.metrics.first_token.labels(gen.known, gen.adapter).observe(
                 time.perf_counter() - gen.started)
             self.metrics.ended(gen, 200, tokens=usage_tokens(first))
+            self._count_grounding(gen, grounding_verdicts(first))
             self._charge(gen, usage_total(first))
             return JSONResponse(first, headers=headers)
         elapsed = time.perf_counter() - gen.started
@@ -289,7 +291,12 @@ class OpenAIService:
         finally:
             gauge.dec()
             self.metrics.ended(gen, status, tokens=meter.tokens)
+            self._count_grounding(gen, meter.verdicts)
             self._charge(gen, meter.total)
+
+    def _count_grounding(self, gen: Generation, verdicts: list[str]) -> None:
+        for verdict in verdicts:
+            self.metrics.grounding.labels(gen.route, verdict).inc()
 
     def _charge(self, gen: Generation, tokens: int) -> None:
         if self.access is not None:

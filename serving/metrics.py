@@ -69,20 +69,37 @@ def usage_total(body: dict) -> int:
         int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0))
 
 
+def grounding_verdicts(body: Any) -> list[str]:
+    """The grounding verdicts of a response or stream chunk's choices ("passed",
+    "replaced", "failed"; none where the route runs no check)."""
+    choices = body.get("choices") if isinstance(body, dict) else None
+    return [c["grounding"] for c in choices or []
+            if isinstance(c, dict) and isinstance(c.get("grounding"), str)]
+
+
 class UsageMeter:
-    """Reads completion tokens from the usage events of an SSE stream as it is relayed.
+    """Reads completion tokens from the usage events of an SSE stream as it is relayed,
+    and the grounding verdicts of its finishing chunks (`verdicts`).
 
     With `strip`, the usage-only event (``"choices": []``) is dropped: the client
-    did not ask for it. In JSON text ``"usage":`` can only be a key (quotes inside
-    strings are escaped), so the substring test is exact and cheap.
+    did not ask for it. In JSON text ``"usage":`` and ``"grounding":`` can only be keys
+    (quotes inside strings are escaped), so the substring tests are exact and cheap.
     """
 
     def __init__(self, strip: bool = False):
         self.strip = strip
         self.tokens = 0       # completion tokens
         self.total = 0        # prompt + completion tokens (rate limits)
+        self.verdicts: list[str] = []
 
     def __call__(self, text: str) -> str:
+        if '"grounding":' in text:
+            for event in text.split("\n\n"):
+                if '"grounding":' in event and event.startswith("data:"):
+                    try:
+                        self.verdicts += grounding_verdicts(json.loads(event[5:]))
+                    except ValueError:
+                        pass
         if '"usage":' not in text:
             return text
         events = text.split("\n\n")
@@ -140,6 +157,12 @@ class IngressMetrics:
         self.sources = Histogram(
             "lorag_retrieval_sources", "RAG routes: chunks passing min_score per request.",
             ("route",), buckets=(0, 1, 2, 3, 4, 6, 8, 12, 16, 32), registry=self.registry,
+        )
+        self.grounding = Counter(
+            "lorag_grounding_checks", "RAG routes with retrieval.check_grounding: answers "
+            "checked, by verdict: passed; replaced (non-streamed: turned into the no-context "
+            "answer); failed (streamed: sent, and flagged on its last chunk).",
+            ("route", "verdict"), registry=self.registry,
         )
         self.no_context = Counter(
             "lorag_no_context_answers", "RAG routes: requests answered 'no context' because "

@@ -63,15 +63,24 @@ def test_rag_sources_leave_out_superseded_and_draft_documents(client, http):
     assert doc["metadata"]["status"] == "superseded"
 
 
-def _metric_count(http, family, **labels):
+def _sample(http, name, **labels):
+    """The value of the /metrics sample `name` with `labels` (0 before the first)."""
     from prometheus_client.parser import text_string_to_metric_families
 
     for fam in text_string_to_metric_families(http.get("/metrics").text):
         for sample in fam.samples:
-            if sample.name == f"{family}_count" and all(
+            if sample.name == name and all(
                     sample.labels.get(k) == v for k, v in labels.items()):
                 return sample.value
     return 0.0
+
+
+def _metric_count(http, family, **labels):
+    return _sample(http, f"{family}_count", **labels)
+
+
+def _counter(http, family, **labels):
+    return _sample(http, f"{family}_total", **labels)
 
 
 def test_metrics_time_what_a_retrieval_route_adds(client, http):
@@ -104,7 +113,8 @@ def test_base_route_has_no_retrieval_and_no_citations(client):
     assert citations_of(resp) is None
 
 
-def test_streaming_sends_citations_before_the_first_token(client):
+def test_streaming_sends_citations_before_the_first_token(client, http):
+    passed = _counter(http, "lorag_grounding_checks", route="rag", verdict="passed")
     stream = ask(client, "rag", OSTBRIDGE_WATER, stream=True,
                  stream_options={"include_usage": True})
     chunks = list(stream)
@@ -119,6 +129,7 @@ def test_streaming_sends_citations_before_the_first_token(client):
     # the grounding check ran on the whole streamed text: its verdict is on the last chunk
     finished = [c.choices[0] for c in chunks if c.choices and c.choices[0].finish_reason]
     assert len(finished) == 1 and finished[0].model_extra["grounding"] == "passed"
+    assert _counter(http, "lorag_grounding_checks", route="rag", verdict="passed") == passed + 1
 
 
 def test_rag_says_it_does_not_know_when_nothing_is_relevant(client, http):
@@ -155,7 +166,8 @@ def test_updating_a_document_changes_the_next_answer_without_restart(client, htt
         http.delete(f"/v1/indexes/helix/documents/{doc_id}")
 
 
-def test_hybrid_returns_json_with_a_cited_answer(client):
+def test_hybrid_returns_json_with_a_cited_answer(client, http):
+    passed = _counter(http, "lorag_grounding_checks", route="hybrid", verdict="passed")
     resp = ask(client, "hybrid", OSTBRIDGE_WATER)
     body = json.loads(resp.choices[0].message.content)
     assert set(body) == {"answer", "confidence"}
@@ -163,6 +175,7 @@ def test_hybrid_returns_json_with_a_cited_answer(client):
     assert "91" in body["answer"]
     assert "site-ostbridge" in cited_docs(body["answer"], citations_of(resp))
     assert resp.choices[0].model_extra["grounding"] == "passed"  # the check ran and kept it
+    assert _counter(http, "lorag_grounding_checks", route="hybrid", verdict="passed") == passed + 1
 
 
 def test_tuned_route_answers_in_json_without_retrieval(client):

@@ -47,6 +47,23 @@ def test_usage_meter_counts_and_strips_the_forced_usage_event():
     assert kept(_sse(USAGE)) == _sse(USAGE) and kept.tokens == 7
 
 
+def test_usage_meter_reads_the_grounding_verdicts_of_finishing_chunks():
+    from serving.metrics import UsageMeter, grounding_verdicts
+
+    meter = UsageMeter()
+    text = 'say "grounding": "failed"'  # in content the quotes are escaped: text
+    chunks = [_sse({"choices": [{"index": 0, "delta": {"content": text}}]}),
+              _sse({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop",
+                                 "grounding": "failed"},
+                                {"index": 1, "delta": {}, "finish_reason": "stop",
+                                 "grounding": "passed"}]}) + "data: [DONE]\n\n"]
+    assert [meter(c) for c in chunks] == chunks  # relayed unchanged
+    assert meter.verdicts == ["failed", "passed"]
+    assert grounding_verdicts({"choices": [{"message": {}, "grounding": "replaced"},
+                                           {"message": {}}]}) == ["replaced"]
+    assert grounding_verdicts({"error": {}}) == [] and grounding_verdicts(None) == []
+
+
 def test_force_usage_only_for_streams_without_it():
     from types import SimpleNamespace
 
