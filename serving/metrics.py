@@ -93,29 +93,27 @@ class UsageMeter:
         self.verdicts: list[str] = []
 
     def __call__(self, text: str) -> str:
-        if '"grounding":' in text:
-            for event in text.split("\n\n"):
-                if '"grounding":' in event and event.startswith("data:"):
-                    try:
-                        self.verdicts += grounding_verdicts(json.loads(event[5:]))
-                    except ValueError:
-                        pass
-        if '"usage":' not in text:
+        if '"usage":' not in text and '"grounding":' not in text:
             return text
         events = text.split("\n\n")
         kept = [e for e in events if not self._read(e)]
         return "\n\n".join(kept) if len(kept) != len(events) else text
 
     def _read(self, event: str) -> bool:
-        """Record the event's usage; True when it is to be dropped."""
+        """Record the event's usage and grounding verdicts (one parse); True when it is to
+        be dropped."""
         payload = event.strip()
-        if '"usage":' not in payload or not payload.startswith("data:"):
+        if not payload.startswith("data:") or (
+                '"usage":' not in payload and '"grounding":' not in payload):
             return False
         try:
             body = json.loads(payload[5:])
         except ValueError:
             return False
-        usage = body.get("usage") if isinstance(body, dict) else None
+        if not isinstance(body, dict):
+            return False
+        self.verdicts += grounding_verdicts(body)
+        usage = body.get("usage")
         if not usage:
             return False
         self.tokens = int(usage.get("completion_tokens") or self.tokens)  # cumulative

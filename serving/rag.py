@@ -296,16 +296,19 @@ class StreamChecks:
         self.grounding_texts = grounding_texts
         self.texts: dict[int, str] = {}
 
-    def _finish(self, choice: dict[str, Any], delta: dict[str, Any], text: str) -> None:
-        passed = True
+    def _finish(self, choice: dict[str, Any], delta: dict[str, Any], text: str) -> bool:
+        """Check a choice's whole `text` on its finishing chunk; True when it changed."""
+        passed, changed = True, False
         if self.grounding_texts is not None:
             passed = grounded(text, self.grounding_texts)
-            choice["grounding"] = "passed" if passed else "failed"
+            choice["grounding"], changed = "passed" if passed else "failed", True
         if self.sources and passed:
             marked = add_marker(text, self.sources)
             if marked != text:
                 choice["delta"] = {**delta, "content": (delta.get("content") or "")
                                    + marked[len(text.rstrip()):]}
+                changed = True
+        return changed
 
     def __call__(self, sse: str) -> str:
         out = []
@@ -320,9 +323,7 @@ class StreamChecks:
                 i = choice.get("index", 0)
                 self.texts[i] = self.texts.get(i, "") + (delta.get("content") or "")
                 if choice.get("finish_reason") is not None:
-                    before = dict(choice)
-                    self._finish(choice, delta, self.texts[i])
-                    changed = changed or choice != before
+                    changed = self._finish(choice, delta, self.texts[i]) or changed
             out.append(f"data: {json.dumps(body, ensure_ascii=False)}" if changed else event)
         return "\n\n".join(out)
 

@@ -50,15 +50,15 @@ def score_record(record: dict[str, Any], item: Any, refusals: list[str]) -> dict
     if sources is not None and item.answerable:
         out["context_recall"] = scoring.recall(item.doc_ids, sources)
     no_context = sources == [] and not record["completion_tokens"]
+    refused = no_context or scoring.says_dont_know(answer, refusals)
     if item.kind == "format":
         out["correct"] = fields is not None and scoring.is_correct(answer, item.answer,
                                                                    item.aliases)
     elif not item.answerable:
-        out["correct"] = no_context or scoring.says_dont_know(answer, refusals)
+        out["correct"] = refused
     else:
         out["correct"] = scoring.is_correct(answer, item.answer, item.aliases)
     if not out["correct"]:
-        refused = no_context or scoring.says_dont_know(answer, refusals)
         out["cause"] = wrong_cause(item, out, refused)
     return out
 
