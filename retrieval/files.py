@@ -1,7 +1,8 @@
-"""Documents from files: what `lorag ingest`, index seeding and `lorag eval` read.
+"""Documents from files: what `lorag ingest`, uploads, index seeding and `lorag eval` read.
 
-A file becomes one document: doc_id = file stem, title = stem (HTML titles come
-from <title>), format from the suffix, metadata {"source": file name}.
+A file becomes one document: doc_id = file stem, title = its HTML <title> or first
+heading (the stem when it has neither), format from the suffix (.txt is `text`, whose
+rst or AsciiDoc headings the chunker sniffs), metadata {"source": file name}.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from collections import Counter
 from pathlib import Path, PurePath
 from typing import Any
 
-FORMATS = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html": "html",
-           ".htm": "html"}
+from retrieval.chunker import document_title
+
+FORMATS = {".md": "markdown", ".markdown": "markdown", ".rst": "rst", ".adoc": "asciidoc",
+           ".asciidoc": "asciidoc", ".txt": "text", ".html": "html", ".htm": "html"}
+SUFFIXES = ", ".join(FORMATS)  # for messages: ".md, .markdown, .rst, ..."
 
 
 class DocumentFileError(ValueError):
@@ -26,7 +30,7 @@ def find_files(paths: list[str | Path]) -> list[Path]:
             files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in FORMATS)
         elif p.is_file():
             if p.suffix.lower() not in FORMATS:
-                raise DocumentFileError(f"unsupported file type: {p} (use {', '.join(FORMATS)})")
+                raise DocumentFileError(f"unsupported file type: {p} (use {SUFFIXES})")
             files.append(p)
         else:
             raise DocumentFileError(f"no such file or folder: {p}")
@@ -40,7 +44,7 @@ def named_document(name: str, text: str) -> dict[str, Any]:
     """The document a file called `name` (suffix in FORMATS) holding `text` becomes."""
     path = PurePath(name)
     fmt = FORMATS[path.suffix.lower()]
-    return {"doc_id": path.stem, "text": text, "title": "" if fmt == "html" else path.stem,
+    return {"doc_id": path.stem, "text": text, "title": document_title(text, fmt) or path.stem,
             "format": fmt, "metadata": {"source": path.name}}
 
 

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from retrieval.chunker import Chunk, chunk_text, html_to_markdown
+from retrieval.chunker import Chunk, chunk_text, document_title, html_to_markdown
 from retrieval.embedder import Embedder
 from retrieval.filters import compile_filter
 from retrieval.lifecycle import document_status
@@ -62,7 +62,9 @@ class Document(BaseModel):
     text: str
     title: str = ""
     metadata: dict[str, Any] = Field(default_factory=dict)
-    format: str = Field(default="markdown", pattern="^(markdown|text|html)$")
+    format: str = Field(default="markdown", pattern="^(markdown|rst|asciidoc|text|html)$",
+                        description="How to find its sections: markdown, rst, asciidoc, html, "
+                        "or text (rst or AsciiDoc headings when it has them).")
 
 
 class KnowledgeBase:
@@ -179,13 +181,15 @@ class KnowledgeBase:
         if not doc.text.strip():
             raise InvalidRequestError(f"document {doc.doc_id!r} is empty.", param="text",
                                       code="empty_document")
+        if not doc.title:  # a search hit or a source names its document: the first heading
+            doc = doc.model_copy(update={"title": document_title(doc.text, doc.format)})
         try:
             json.dumps(doc.metadata)
         except (TypeError, ValueError):
             raise InvalidRequestError("metadata must be JSON-serializable.",
                                       param="metadata") from None
         if self.spec.detect_status and "status" not in doc.metadata:
-            status = document_status(doc.text, doc.title, markdown=doc.format == "markdown")
+            status = document_status(doc.text, doc.title, format=doc.format)
             if status is not None:
                 doc = doc.model_copy(update={"metadata": {**doc.metadata, "status": status}})
         return doc
@@ -212,7 +216,7 @@ class KnowledgeBase:
                 results.append({"doc_id": d.doc_id, "status": "unchanged", "chunks": None})
                 continue
             chunks = chunk_text(d.doc_id, d.text, d.title, self.spec.chunking,
-                                markdown=d.format == "markdown", count_tokens=count)
+                                format=d.format, count_tokens=count)
             pending.append((d, chunks, "replaced" if old[d.doc_id] else "added"))
             all_chunks.extend(chunks)
         vectors = self.embedder.encode([self._embedded_text(c) for c in all_chunks])

@@ -7,7 +7,8 @@ documents usually say what they are at the top: a banner under the title
 ("**SUPERSEDED. This version was replaced on 1 February 2024 ...**", "Status: DRAFT ...
 Not approved") or a title ending in "- DRAFT". `document_status` reads the title and
 the lead (the text before the first heading after the title, or the first paragraph;
-at most LEAD_CHARS) sentence by sentence:
+at most LEAD_CHARS; headings as the chunker finds them in markdown, reStructuredText,
+AsciiDoc or sniffed text) sentence by sentence:
 
 - a sentence that says the document is in force ("This policy is current", "is in
   force", "Final edition", "approved on/by") makes it current, whatever else is said;
@@ -30,12 +31,12 @@ from __future__ import annotations
 
 import re
 
+from retrieval.chunker import headings
+
 DRAFT, SUPERSEDED = "draft", "superseded"
 STATUSES = (DRAFT, SUPERSEDED)
 LEAD_CHARS = 600
 
-_FIRST_HEADING_RE = re.compile(r"\A\s*#[ \t]+(.+?)[ \t#]*$", re.M)
-_NEXT_HEADING_RE = re.compile(r"^#{1,6}[ \t]", re.M)
 _SENTENCE_RE = re.compile(r"(?<=[.!?;])\s+|\n+")
 _MARKUP_RE = re.compile(r"[*_>`]+")
 
@@ -54,27 +55,23 @@ _SUPERSEDED_RE = re.compile(
 _TITLE_DRAFT_RE = re.compile(r"^\W*draft\b|\bdraft\W*$", re.I)  # "Draft: ...", "... - DRAFT", "(draft)"
 
 
-def lead(text: str, markdown: bool = True) -> tuple[str, str]:
-    """(title, lead): the H1 (markdown) and the text after it up to the next heading, or
-    without headings the first paragraph; the lead at most LEAD_CHARS characters."""
-    title = ""
-    body = text
-    if markdown:
-        m = _FIRST_HEADING_RE.match(text)
-        if m:
-            title, body = m.group(1), text[m.end():]
-        nxt = _NEXT_HEADING_RE.search(body)
-        if nxt:
-            body = body[:nxt.start()]
-    body = body.strip()
-    if not markdown or not title:
+def lead(text: str, format: str = "markdown") -> tuple[str, str]:
+    """(title, lead): the top-level heading opening the text (read as `format`, see
+    `chunker.headings`) and the text after it up to the next heading, or without such a
+    heading the first paragraph before any heading; the lead at most LEAD_CHARS."""
+    found = headings(text, format)
+    title, start = "", 0
+    if found and found[0].level == 1 and not text[:found[0].start].strip():
+        title, start, found = found[0].title, found[0].end, found[1:]
+    body = text[start:found[0].start if found else len(text)].strip()
+    if not title:
         body = re.split(r"\n[ \t]*\n", body, maxsplit=1)[0]
-    return title.strip(), body[:LEAD_CHARS]
+    return title, body[:LEAD_CHARS]
 
 
-def document_status(text: str, title: str = "", markdown: bool = True) -> str | None:
+def document_status(text: str, title: str = "", format: str = "markdown") -> str | None:
     """"draft", "superseded", or None (in force, or nothing said) for a document."""
-    heading, body = lead(text, markdown)
+    heading, body = lead(text, format)
     sentences = [_MARKUP_RE.sub("", s).strip() for s in _SENTENCE_RE.split(body)]
     own = [s for s in sentences if s and not _OTHER_RE.search(s)]
     if any(_CURRENT_RE.search(s) for s in own):

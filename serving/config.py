@@ -121,9 +121,9 @@ class IndexConfig(IndexSpec):
 
     documents: str | None = Field(
         default=None,
-        description="Folder of .md/.txt/.html files (doc_id = file stem) ingested when the "
-        "index is created; relative to this config file. Later changes go through the API "
-        "(a restart never overwrites them).")
+        description="Folder of .md/.rst/.adoc/.txt/.html files (doc_id = file stem, title = "
+        "first heading) ingested when the index is created; relative to this config file. "
+        "Later changes go through the API (a restart never overwrites them).")
 
     def spec(self) -> IndexSpec:
         return IndexSpec.model_validate(self.model_dump(exclude={"documents"}))

@@ -1,4 +1,5 @@
-"""`lorag ingest`: send .md/.txt/.html files to a running server's index, with progress."""
+"""`lorag ingest`: send .md/.rst/.adoc/.txt/.html files to a running server's index,
+with progress."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections import Counter
 import httpx
 from tqdm import tqdm
 
-from retrieval.files import DocumentFileError, file_document, find_files
+from retrieval.files import SUFFIXES, DocumentFileError, file_document, find_files
 
 
 def _fail(response: httpx.Response) -> int:
@@ -28,7 +29,7 @@ def ingest_paths(paths: list[str], *, index: str, url: str, create: bool,
         print(f"lorag ingest: {err}", file=sys.stderr)
         return 1
     if not files:
-        print("lorag ingest: no .md, .txt or .html files found", file=sys.stderr)
+        print(f"lorag ingest: no {SUFFIXES} files found", file=sys.stderr)
         return 1
     statuses: Counter[str] = Counter()
     from serving.auth import client_headers

@@ -65,7 +65,15 @@ def render_source(template: PromptTemplate, n: int, hit: dict[str, Any],
     body = _DELIMITER_RE.sub("(sources)", hit["text"] if text is None else text)
     return template.source.format(
         n=n, doc_id=hit["doc_id"], chunk_id=hit.get("chunk_id", ""), title=title,
-        section=section, heading=f"{title} > {section}" if section else title, text=body)
+        section=section, heading=_heading(title, section), text=body)
+
+
+def _heading(title: str, section: str) -> str:
+    """"title > section path", without the title twice when the path starts with it (a
+    document whose title is its first heading)."""
+    if not section or section == title or section.startswith(f"{title} > "):
+        return section or title
+    return f"{title} > {section}"
 
 
 def build_messages(template: PromptTemplate, messages: list[dict[str, Any]], *,

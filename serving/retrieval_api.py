@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from retrieval.files import FORMATS, named_document
+from retrieval.files import FORMATS, SUFFIXES, named_document
 from retrieval.knowledge_base import Document
 from retrieval.spec import IndexSpec
 from serving.config import LoragConfig
@@ -170,7 +170,7 @@ async def _file_document(item: Any) -> dict[str, Any]:
     suffix = PurePath(name).suffix.lower()
     if suffix not in FORMATS:
         raise InvalidRequestError(
-            f"unsupported file type {suffix or name!r}; upload .md, .txt or .html files.",
+            f"unsupported file type {suffix or name!r}; upload {SUFFIXES} files.",
             param="files", code="unsupported_file_type")
     try:
         text = (await item.read()).decode("utf-8")

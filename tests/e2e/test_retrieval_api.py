@@ -85,12 +85,22 @@ def test_multipart_upload(http, index):
     files = [("files", ("zebra.md", b"# Zebras\n\n" + ZEBRA.encode(), "text/markdown")),
              ("files", ("otter.txt", OTTER.encode(), "text/plain")),
              ("files", ("page.html", b"<title>Page</title><h1>Otters</h1><p>Otters swim.</p>",
-                        "text/html"))]
+                        "text/html")),
+             ("files", ("badgers.rst", b"Badgers\n=======\n\nBadgers dig setts.\n", "text/x-rst")),
+             ("files", ("herons.adoc", b"= Herons\n\nHerons wade in reeds.\n", "text/plain"))]
     r = http.post(f"/v1/indexes/{index}/files", files=files)
     assert r.status_code == 200, r.text
-    assert sorted(d["doc_id"] for d in r.json()["data"]) == ["otter", "page", "zebra"]
+    assert sorted(d["doc_id"] for d in r.json()["data"]) == ["badgers", "herons", "otter", "page",
+                                                             "zebra"]
     hit = search(http, index, "Otters swim", top_k=1)[0]
     assert hit["doc_id"] == "page" and hit["title"] == "Page" and hit["section"] == "Otters"
+    # a file's title is its first heading, else its stem
+    titles = {d: http.get(f"/v1/indexes/{index}/documents/{d}").json()["title"]
+              for d in ("zebra", "otter", "badgers", "herons")}
+    assert titles == {"zebra": "Zebras", "otter": "otter", "badgers": "Badgers",
+                      "herons": "Herons"}
+    hit = search(http, index, "Where do herons wade?", top_k=1)[0]
+    assert hit["doc_id"] == "herons" and hit["section"] == "Herons"
 
 
 def test_bad_input_changes_nothing(http, index):

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 import retrieval.knowledge_base as knowledge_base
+from retrieval.files import file_document
 from retrieval.knowledge_base import Document
 from retrieval.lifecycle import document_status, lead
 from retrieval.registry import IndexRegistry
@@ -78,20 +79,36 @@ The crate costs 21.40 euros."""
      "Leave\n\n20 days.", "", "superseded"),
 ])
 def test_document_status(text, title, status):
-    assert document_status(text, title, markdown=True) == status
+    assert document_status(text, title, format="markdown") == status
 
 
 def test_lead_is_title_and_opening_only():
     title, body = lead(OLD)
     assert title == "Travel Policy (2023)"
     assert body.startswith("**SUPERSEDED") and "hotel cap" not in body
-    assert lead("first paragraph\n\nsecond", markdown=False) == ("", "first paragraph")
+    assert lead("first paragraph\n\nsecond", format="text") == ("", "first paragraph")
+
+
+@pytest.mark.parametrize("fmt,text,status", [
+    ("rst", "=====================\nTravel Policy (2023)\n=====================\n\n**SUPERSEDED. "
+     "Replaced on 1 February 2024.**\n\nHotels\n------\n\nThe cap is 120 euros.", "superseded"),
+    ("asciidoc", "= Price List - DRAFT\n\nPrepared for review.\n\n== Items\n\nA: 3", "draft"),
+    ("text", "Price List\n==========\n\nStatus: draft, not approved.\n\nItems\n-----\n\nA: 3",
+     "draft"),
+    ("asciidoc", "= Records Policy\n\nIn force.\n\n== Archives\n\nThis version was replaced.",
+     None),  # below the first section: not the lead
+])
+def test_rst_and_asciidoc_leads(fmt, text, status):
+    title, body = lead(text, fmt)
+    assert title and body and "A: 3" not in body and "cap is" not in body
+    assert document_status(text, "", format=fmt) == status
 
 
 def test_sample_corpora_statuses():
-    """The shipped sample sets: exactly their old versions and drafts are marked."""
-    got = {f.stem: document_status(f.read_text(), f.stem)
-           for f in sorted(SAMPLES.glob("*/docs/*.md"))}
+    """The shipped sample sets, read as file ingestion reads them (title = first heading):
+    exactly their old versions and drafts are marked."""
+    got = {d["doc_id"]: document_status(d["text"], d["title"], format=d["format"])
+           for d in map(file_document, sorted(SAMPLES.glob("*/docs/*.md")))}
     marked = {k: v for k, v in got.items() if v}
     assert marked == {"travel-policy-2023": "superseded", "product-catalogue-draft": "draft",
                       "fares-2023": "superseded", "maintenance-programme-draft": "draft"}

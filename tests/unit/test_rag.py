@@ -198,3 +198,18 @@ def test_fix_citations_repoints_a_marker_whose_source_lacks_the_figure():
 
 def test_fix_citations_is_on_by_default_for_retrieval_routes():
     assert RetrievalSettings(index="kb").fix_citations
+
+
+def test_source_heading_names_the_title_once():
+    from serving.rag import render_source
+    from serving.route_settings import PromptTemplate
+
+    template = PromptTemplate(source="[{n}] {heading}")
+    hit = {"doc_id": "travel", "text": "x", "title": "Travel Policy"}
+    assert render_source(template, 1, {**hit, "section": "Travel Policy > Hotels"}) == \
+        "[1] Travel Policy > Hotels"  # the title is the document's first heading
+    assert render_source(template, 1, {**hit, "section": "Hotels"}) == \
+        "[1] Travel Policy > Hotels"
+    assert render_source(template, 1, {**hit, "section": "Travel Policy Extras"}) == \
+        "[1] Travel Policy > Travel Policy Extras"
+    assert render_source(template, 1, {**hit, "section": ""}) == "[1] Travel Policy"
