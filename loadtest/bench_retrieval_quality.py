@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import sys
 import tempfile
@@ -151,7 +152,9 @@ class VectorCache:
         if self.path is None or not self._dirty:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp.npz")
+        if self.path.exists():  # another run may have added to it since we loaded it
+            self.items = {**VectorCache(self.path).items, **self.items}
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp.npz")
         np.savez(tmp, keys=np.array(list(self.items)), values=np.stack(list(self.items.values())))
         tmp.replace(self.path)
         self._dirty = False
@@ -233,9 +236,9 @@ def settings_grid() -> list[Setting]:
     grid = [Setting("default", note="IndexSpec() as a name-only POST /v1/indexes makes it"),
             Setting(other, search={"mode": other})]
     for w in (0.25, 0.5, 2.0):
-        grid.append(Setting(f"hybrid, lexical weight {w:g}", search={"mode": "hybrid",
+        grid.append(Setting(f"hybrid lexical weight {w:g}", search={"mode": "hybrid",
                                                                       "lexical_weight": w}))
-    grid.append(Setting("hybrid, lexical share 0.2", search={"mode": "hybrid",
+    grid.append(Setting("hybrid lexical share 0.2", search={"mode": "hybrid",
                                                               "lexical_share": 0.2}))
     heads = IndexSpec().embed_headings is not False
     grid.append(Setting(f"embed_headings {'off' if heads else 'on'}",
@@ -248,7 +251,7 @@ def settings_grid() -> list[Setting]:
         if (unit, s, o) != (size.unit, size.size, size.overlap):
             grid.append(Setting(f"chunks {s} {unit}/{o}", spec=chunking(unit, s, o)))
     for mode in ("dense", "hybrid"):
-        grid.append(Setting(f"all-mpnet-base-v2, {mode}",
+        grid.append(Setting(f"all-mpnet-base-v2 {mode}",
                             spec={"embedder": "builtin:all-mpnet-base-v2"},
                             search={"mode": mode}))
     return grid
@@ -354,6 +357,7 @@ def bench_set(doc_set: Any, grid: list[Setting], embedders: dict[str, Any], base
     golds = [set(q.gold) for q in doc_set.questions]
     out: dict[str, Any] = {"set": doc_set.summary(), "settings": {}}
     ranked, info = run_baseline(doc_set.documents, queries, baseline_model)
+    baseline_model.cache.save()
     base = evaluate(ranked, golds)
     out["baseline"] = {**info, "metrics": mean_metrics(base)}
     log(f"[{doc_set.name}] baseline {out['baseline']['metrics']} ({info['chunks']} chunks)")
@@ -526,7 +530,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", default="debian-faq,git,postgresql")
     parser.add_argument("--settings", default="",
-                        help="comma-separated setting names (default: the whole grid)")
+                        help="comma-separated setting names (default: the whole grid); "
+                        "the default index always runs")
+    parser.add_argument("--skip", default="",
+                        help="comma-separated setting names left out")
     parser.add_argument("--rerank-questions", type=int, default=40,
                         help="questions per set reranked (0: no reranker)")
     parser.add_argument("--max-questions", type=int, default=0,
@@ -555,6 +562,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"{', '.join(s.name for s in grid)}", file=sys.stderr)
             return 2
         grid = [s for s in grid if s.name in wanted or s.name == "default"]
+    skipped = set(args.skip.split(",")) if args.skip else set()
+    if skipped - {s.name for s in grid}:
+        print(f"unknown settings {sorted(skipped - {s.name for s in grid})}", file=sys.stderr)
+        return 2
+    grid = [s for s in grid if s.name not in skipped or s.name == "default"]
     embedders = load_embedders(grid, cache)
     raw = RawModel()
     baseline_model = CachedEmbedder(raw, VectorCache.for_model(cache, raw.name))
@@ -567,21 +579,25 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m loadtest.bench_retrieval_quality " + " ".join(argv or sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"), "depth": DEPTH, "exclude_status": ROUTE_EXCLUDE,
         "sets": []}
+    out = Path(args.out)
     with tempfile.TemporaryDirectory() as tmp:
         for s in sets:
             result["sets"].append(bench_set(s, grid, embedders, baseline_model, reranker,
                                             args.rerank_questions, Path(tmp), rerank_cache))
             baseline_model.cache.save()
             rerank_cache.save()
-    result["average"] = averages(result["sets"])
-    out = Path(args.out)
+            result["average"] = averages(result["sets"])
+            write(result, out)  # after each set: a long run that stops keeps what it did
+    print(markdown_report(result))
+    print(f"wrote {out}/bench_retrieval_quality.{{json,md,png}}")
+    return 0
+
+
+def write(result: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench_retrieval_quality.json").write_text(json.dumps(result, indent=1))
     (out / "bench_retrieval_quality.md").write_text(markdown_report(result))
     plot(result, out / "bench_retrieval_quality.png")
-    print(markdown_report(result))
-    print(f"wrote {out}/bench_retrieval_quality.{{json,md,png}}")
-    return 0
 
 
 if __name__ == "__main__":

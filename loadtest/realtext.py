@@ -7,7 +7,8 @@ documents is written in each builder's docstring; the package versions are recor
 
 - debian-faq: every FAQ section whose heading is a question (ends in "?") gives that
   heading as the query and the section's body, without the heading, as the gold document.
-  The FAQ's other sections and the Debian Reference's sections are the distractors.
+  The FAQ's other sections and the Debian Reference's sections are the distractors. The
+  pages' tables of contents are left out: they list the very questions.
 - git: every manual page with a NAME line ("git-add - Add file contents to the index")
   gives the summary after " - " as the query and the page, without its NAME section, as
   the gold document; the other pages and guides are the distractors. The cmds-*.txt
@@ -87,6 +88,7 @@ def markdown_sections(markdown: str) -> list[tuple[str, str]]:
     return out
 
 
+_TOC = re.compile(r'<div class="toc">.*?</div>', re.S)  # DocBook: no div nests inside
 _NUMBER = re.compile(r"^(?:[A-Z]?\d+(?:\.\d+)*\.?)\s+")
 
 
@@ -99,8 +101,9 @@ def _question(heading: str) -> str | None:
 def debian_faq(root: Path = DOC_ROOT) -> DocumentSet:
     """FAQ sections with a question heading: the question is the query, the section's
     body is its gold document; other FAQ sections and the Debian Reference's sections
-    (each h2..h6 section of every chapter) are distractors. Sections with an empty body
-    are left out. Document ids are numbered, so they carry no words of the question."""
+    (each section of every chapter) are distractors. Sections with an empty body and the
+    tables of contents (which list the questions) are left out. Document ids are
+    numbered, so they carry no words of the question."""
     out = DocumentSet("debian-faq", {p: package_version(p)
                                      for p in ("debian-faq", "debian-reference-en")},
                       "FAQ question heading -> its section's body (heading removed); "
@@ -110,7 +113,8 @@ def debian_faq(root: Path = DOC_ROOT) -> DocumentSet:
     if not pages:
         raise MissingPackage("no Debian FAQ pages (apt-get install debian-faq)")
     for page in pages:
-        markdown, _ = html_to_markdown(page.read_text(encoding="utf-8", errors="replace"))
+        html = _TOC.sub("", page.read_text(encoding="utf-8", errors="replace"))
+        markdown, _ = html_to_markdown(html)
         faq = page.parent.name == "FAQ"
         for heading, body in markdown_sections(markdown):
             if len(body) < 40:  # a table of contents entry or an empty heading

@@ -8,7 +8,7 @@ Replicas share the data directory: an index another replica created is opened
 on first use, one it deleted disappears. Embedders are loaded once per name.
 
 Search settings: index.json always holds explicit ones (a new index gets the
-default, hybrid), so a later change of the default never changes how an
+default, dense), so a later change of the default never changes how an
 existing index answers. An index.json from before they existed means dense, as
 it was created. Likewise `embed_headings`: on for a new index, off for an index.json
 from before it existed (its vectors were made from the text alone). A config index whose config sets `search` gets those settings

@@ -16,6 +16,8 @@ from retrieval.knowledge_base import Document
 from retrieval.lexical import TermCounts, fts_query, query_terms, rrf, select_terms
 from retrieval.registry import IndexRegistry
 from retrieval.spec import IndexSpec, SearchSettings
+
+HYBRID = SearchSettings(mode="hybrid")  # new indexes are dense by default
 from retrieval.store import SCHEMA, DocumentStore
 from serving import rag
 from serving.route_settings import RetrievalSettings
@@ -175,7 +177,7 @@ def test_no_query_breaks_fts(tmp_path, query):
 
 @pytest.mark.parametrize("query", NASTY)
 def test_no_query_breaks_hybrid_search(registry, query):
-    kb = registry.create("kb", IndexSpec(type="flat"))
+    kb = registry.create("kb", IndexSpec(type="flat", search=HYBRID))
     kb.add_documents([Document(doc_id="a", text=TARGET)])
     if query.strip():
         assert isinstance(kb.search(query, 3), list)
@@ -190,7 +192,7 @@ def test_query_terms_match_the_fts_tokenizer():
 
 
 def test_common_terms_are_left_to_the_dense_side(registry):
-    kb = registry.create("kb", IndexSpec(type="flat"))
+    kb = registry.create("kb", IndexSpec(type="flat", search=HYBRID))
     fill(kb)
     kb.add_documents([Document(doc_id=f"d{i}", text=f"The depot log, page {i}.")
                       for i in range(30)])
@@ -199,7 +201,7 @@ def test_common_terms_are_left_to_the_dense_side(registry):
     kb.store.lexical_ids = lambda match, *a: asked.append(match) or real(match, *a)
     assert kb.search("depot PK-4471", 3)[0]["doc_id"] == "target"
     assert asked == ['"pk 4471" OR "pk" OR "4471"']  # "depot" is in 43 chunks: budget 10
-    kb.spec = kb.spec.model_copy(update={"search": SearchSettings(lexical_share=1.0)})
+    kb.spec = kb.spec.model_copy(update={"search": SearchSettings(mode="hybrid", lexical_share=1.0)})
     kb.search("depot", 3)  # 43 of 43 chunks: within a share of 1.0
     assert asked[-1] == '"depot"'
 
@@ -235,7 +237,7 @@ def test_term_counts_are_cached_until_enough_chunks_change():
 
 
 def test_code_added_after_it_was_searched_is_found(registry):
-    kb = registry.create("kb", IndexSpec(type="flat"))
+    kb = registry.create("kb", IndexSpec(type="flat", search=HYBRID))
     fill(kb)
     assert all("ZQ-9" not in h["text"] for h in kb.search("Where is ZQ-9?", 3))  # counted: 0
     kb.add_documents([Document(doc_id="late", text="Crate ZQ-9 waits at the ferry.")])
@@ -262,7 +264,7 @@ def test_rare_code_found_by_hybrid_though_dense_ranks_it_low(registry, embedder)
     assert "target" not in [h["doc_id"] for h in dense]
     assert all(set(h) & {"fused_score", "lexical_rank", "dense_rank"} == set() for h in dense)
 
-    kb.spec = kb.spec.model_copy(update={"search": SearchSettings()})
+    kb.spec = kb.spec.model_copy(update={"search": HYBRID})
     hits = kb.search(QUERY, 3)
     assert hits[0]["doc_id"] == "target"
     assert (hits[0]["dense_rank"], hits[0]["lexical_rank"]) == (13, 1)
@@ -287,7 +289,7 @@ def test_fused_order_and_scores_match_a_hand_computation(registry, embedder):
     embedder.table[query] = unit(np.eye(DIM)[0])
     for j, (doc_id, c) in enumerate(cosines.items()):
         embedder.table[texts[doc_id]] = at_cosine(c, 1 + j)
-    kb = registry.create("kb", IndexSpec(type="flat", search=SearchSettings(rrf_k=10)))
+    kb = registry.create("kb", IndexSpec(type="flat", search=SearchSettings(mode="hybrid", rrf_k=10)))
     kb.add_documents([Document(doc_id=d, text=t, format="text") for d, t in texts.items()])
 
     ids, vectors = kb.store.embeddings()
@@ -307,7 +309,7 @@ def test_fused_order_and_scores_match_a_hand_computation(registry, embedder):
 
 
 def test_lexical_only_hits_get_their_cosine(registry, embedder):
-    kb = registry.create("kb", IndexSpec(type="flat", search=SearchSettings(candidates=3)))
+    kb = registry.create("kb", IndexSpec(type="flat", search=SearchSettings(mode="hybrid", candidates=3)))
     fill(kb)  # the target is outside the 3 dense candidates: lexical only
     hit = next(h for h in kb.search(QUERY, 4) if h["doc_id"] == "target")
     assert hit["dense_rank"] is None and hit["lexical_rank"] == 1
@@ -315,7 +317,7 @@ def test_lexical_only_hits_get_their_cosine(registry, embedder):
 
 
 def test_filters_apply_to_the_lexical_side(registry):
-    kb = registry.create("kb", IndexSpec(type="hnsw"))
+    kb = registry.create("kb", IndexSpec(type="hnsw", search=HYBRID))
     fill(kb)
     assert "target" not in [h["doc_id"] for h in kb.search(QUERY, 5, {"team": "b"})]
     hits = kb.search(QUERY, 5, {"team": "a"})
@@ -340,7 +342,7 @@ def test_dense_mode_asks_faiss_for_top_k_only(registry, embedder):
 def test_replica_never_returns_what_another_deleted(tmp_path, embedder):
     a = IndexRegistry(tmp_path, embedder_factory=lambda n: embedder)
     b = IndexRegistry(tmp_path, embedder_factory=lambda n: embedder)
-    fill(a.create("kb", IndexSpec(type="hnsw")))
+    fill(a.create("kb", IndexSpec(type="hnsw", search=HYBRID)))
     assert b.get("kb").search(QUERY, 3)[0]["doc_id"] == "target"
     a.get("kb").delete_document("target")
     assert "target" not in [h["doc_id"] for h in b.get("kb").search(QUERY, 20)]
@@ -353,10 +355,13 @@ def saved_search(tmp_path):
     return json.loads((tmp_path / "indexes" / "kb" / "index.json").read_text())["spec"]["search"]
 
 
-def test_new_index_stores_hybrid_and_old_index_stays_dense(tmp_path, embedder):
+def test_new_index_stores_its_mode_and_old_index_stays_dense(tmp_path, embedder):
     reg = IndexRegistry(tmp_path, embedder_factory=lambda n: embedder)
     reg.create("kb", IndexSpec())
-    assert saved_search(tmp_path)["mode"] == "hybrid"
+    assert saved_search(tmp_path)["mode"] == "dense"  # explicit: a later default changes nothing
+    reg.create("kb2", IndexSpec(search=HYBRID))
+    assert json.loads((tmp_path / "indexes" / "kb2" / "index.json").read_text()
+                      )["spec"]["search"]["mode"] == "hybrid"
     spec_file = tmp_path / "indexes" / "kb" / "index.json"
     saved = json.loads(spec_file.read_text())
     del saved["spec"]["search"]  # as written before search settings existed
@@ -384,8 +389,7 @@ def test_config_search_settings_apply_to_an_existing_index(tmp_path, embedder):
 def test_default_config_sets_helix_search_explicitly():
     from serving.config import load_config
 
-    # explicit, so an existing helix index follows the config (see configs/default.yaml
-    # for why it is dense for now)
+    # explicit, so an existing helix index follows the config
     assert load_config().indexes["helix"].search.mode == "dense"
 
 
