@@ -14,7 +14,7 @@ PIPQUIET := grep -v "is ignored: it is neither a file nor a directory" || true
 PYTEST_ARGS ?=
 
 .PHONY: install embedder-mpnet serve test unit e2e eval bench-compare bench-adapters bench-rag \
-	sample-adapter sample-adapter-hybrid clean
+	bench-retrieval-quality sample-adapter sample-adapter-hybrid clean
 
 install: $(STAMP)
 
@@ -69,6 +69,13 @@ bench-adapters: install
 
 bench-rag: install
 	$(BIN)/python -m loadtest.bench_rag_overhead
+
+# Retrieval quality on real documents (docs/retrieval-quality.md). Needs the Debian packages
+# debian-faq debian-reference-en git-doc postgresql-doc-15; ~70 minutes here on a first run
+# (vectors are cached in ~/.cache/lorag/bench-retrieval-quality), minutes after that.
+bench-retrieval-quality: install
+	$(BIN)/lorag prepare-model --config $(CONFIG)
+	$(BIN)/python -m loadtest.bench_retrieval_quality
 
 # Retrain the committed sample adapters: json-format (~10 minutes on this CPU) and
 # context-json, the hybrid route's (~75 minutes, 2 epochs).

@@ -190,9 +190,14 @@ def test_whole_run_on_a_tiny_corpus(tmp_path, monkeypatch):
     for name, r in out["settings"].items():
         assert r["metrics"]["mrr@10"] == 1.0, name
         assert r["index"]["chunks"] == 3
-    report = {"command": "test", "sets": [out], "average": bench.averages([out])}
+    cost = bench.encode_cost({"builtin:all-minilm-l6-v2": embedder}, list(topics.values()))
+    assert cost["builtin:all-minilm-l6-v2"]["dim"] == 384
+    assert cost["builtin:all-minilm-l6-v2"]["ms_per_chunk"] > 0
+    report = {"command": "test", "sets": [out], "average": bench.averages([out]),
+              "encode_cost": cost}
     md = bench.markdown_report(report)
     assert "| baseline (MiniLM" in md and "| default |" in md
+    assert "| builtin:all-minilm-l6-v2 |" in md
     bench.plot(report, tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 1000
     json.dumps(report)
