@@ -201,3 +201,20 @@ def test_whole_run_on_a_tiny_corpus(tmp_path, monkeypatch):
     bench.plot(report, tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 1000
     json.dumps(report)
+
+
+def test_rerank_order_sorts_by_score_and_reuses_cached_scores(tmp_path):
+    class Fake:
+        calls = 0
+
+        def score(self, query, texts):
+            Fake.calls += 1
+            return [len(t) for t in texts]  # longest text first
+
+    hits = [{"doc_id": "a", "text": "xx"}, {"doc_id": "b", "text": "xxxx"},
+            {"doc_id": "c", "text": "x"}]
+    cache = bench.VectorCache(tmp_path / "r.npz")
+    order, seconds = bench.rerank_order(Fake(), "q", hits, cache)
+    assert order == ["b", "a", "c"] and seconds is not None
+    order, seconds = bench.rerank_order(Fake(), "q", hits, cache)
+    assert order == ["b", "a", "c"] and seconds is None and Fake.calls == 1
