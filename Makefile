@@ -71,8 +71,9 @@ bench-rag: install
 	$(BIN)/python -m loadtest.bench_rag_overhead
 
 # Retrieval quality on real documents (docs/retrieval-quality.md). Needs the Debian packages
-# debian-faq debian-reference-en git-doc postgresql-doc-15; ~70 minutes here on a first run
-# (vectors are cached in ~/.cache/lorag/bench-retrieval-quality), minutes after that.
+# debian-faq debian-reference-en git-doc postgresql-doc-15; ~50 minutes here on a first run,
+# about an hour more when all-mpnet-base-v2 is installed (vectors are cached in
+# ~/.cache/lorag/bench-retrieval-quality), minutes after that.
 bench-retrieval-quality: install
 	$(BIN)/lorag prepare-model --config $(CONFIG)
 	$(BIN)/python -m loadtest.bench_retrieval_quality

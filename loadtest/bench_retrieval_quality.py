@@ -32,6 +32,7 @@ import json
 import math
 import os
 import random
+import shlex
 import sys
 import tempfile
 import time
@@ -609,7 +610,8 @@ def main(argv: list[str] | None = None) -> int:
 
         reranker = QueryLikelihoodReranker(DEFAULT_RERANKER)
     result: dict[str, Any] = {
-        "command": "python -m loadtest.bench_retrieval_quality " + " ".join(argv or sys.argv[1:]),
+        "command": "python -m loadtest.bench_retrieval_quality " + shlex.join(
+            sys.argv[1:] if argv is None else argv),
         "date": time.strftime("%Y-%m-%d"), "depth": DEPTH, "exclude_status": ROUTE_EXCLUDE,
         "sets": []}
     sample = [w for d in sets[0].documents for w in fixed_windows(document_text(d))][:256]
