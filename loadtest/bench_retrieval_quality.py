@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
 import shlex
 import sys
@@ -41,6 +40,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from loadtest.embedding_cache import CachedEmbedder, VectorCache
+from loadtest.retrieval_quality_report import averages, markdown_report, write
 
 KS = (1, 5, 10)
 DEPTH = 10  # chunks ranked per question
@@ -113,89 +115,6 @@ def document_text(doc: dict[str, Any]) -> str:
 
         return html_to_markdown(doc["text"])[0]
     return doc["text"]
-
-
-class VectorCache:
-    """One model's vectors (or scores) by sha256 of what made them, kept in one .npz file
-    (keys and a matrix), so that a second run of the benchmark embeds only texts it has
-    not seen: the same model gives the same vectors."""
-
-    def __init__(self, path: Path | None):
-        self.path = path
-        self.items: dict[str, np.ndarray] = {}
-        self._dirty = False
-        if path is not None and path.exists():
-            with np.load(path) as data:
-                self.items = dict(zip(data["keys"].tolist(), data["values"], strict=True))
-
-    @classmethod
-    def for_model(cls, folder: Path | None, model: str) -> VectorCache:
-        import re
-
-        if folder is None:
-            return cls(None)
-        return cls(folder / (re.sub(r"[^A-Za-z0-9.-]+", "_", model) + ".npz"))
-
-    @staticmethod
-    def key(*parts: str) -> str:
-        import hashlib
-
-        return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
-
-    def get(self, key: str) -> np.ndarray | None:
-        return self.items.get(key)
-
-    def put(self, key: str, value: np.ndarray) -> None:
-        self.items[key] = value
-        self._dirty = True
-
-    def save(self) -> None:
-        if self.path is None or not self._dirty:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():  # another run may have added to it since we loaded it
-            self.items = {**VectorCache(self.path).items, **self.items}
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, keys=np.array(list(self.items)), values=np.stack(list(self.items.values())))
-        tmp.replace(self.path)
-        self._dirty = False
-
-
-class CachedEmbedder:
-    """An Embedder that remembers each text's vector (in `cache`, shared with earlier
-    runs), so settings that chunk alike embed once. Same vectors as the wrapped embedder:
-    it computes every text it has not seen."""
-
-    def __init__(self, embedder: Any, cache: VectorCache | None = None):
-        self.inner = embedder
-        self.name, self.dim = embedder.name, embedder.dim
-        self.max_tokens = embedder.max_tokens
-        self.cache = cache or VectorCache(None)
-        self.encoded = 0  # texts actually encoded (not from the cache)
-        self.encode_seconds = 0.0
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
-    def _cached(self, texts: list[str], kind: str, encode) -> np.ndarray:
-        keys = [self.cache.key(self.name, kind, t) for t in texts]
-        new = {k: t for k, t in zip(keys, texts, strict=True) if self.cache.get(k) is None}
-        if new:
-            start = time.perf_counter()
-            for k, v in zip(new, encode(list(new.values())), strict=True):
-                self.cache.put(k, np.asarray(v, dtype=np.float32))
-            if kind == "doc":
-                self.encoded += len(new)
-                self.encode_seconds += time.perf_counter() - start
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return np.stack([self.cache.get(k) for k in keys]).astype(np.float32)
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        return self._cached(texts, "doc", self.inner.encode)
-
-    def encode_query(self, texts: list[str]) -> np.ndarray:
-        return self._cached(texts, "query", self.inner.encode_query)
 
 
 @dataclass(frozen=True)
@@ -300,9 +219,6 @@ class RawModel:
                                  convert_to_numpy=True, show_progress_bar=False)
 
     encode_query = encode
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.model.tokenizer.encode(text, add_special_tokens=False))
 
 
 def build_index(registry: Any, name: str, setting: Setting, docs: list[dict[str, Any]],
@@ -452,112 +368,6 @@ def _default_cache() -> Path:
     return cache_dir() / "bench-retrieval-quality"
 
 
-COLUMNS = ["recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10"]
-
-
-def markdown_report(result: dict[str, Any]) -> str:
-    lines = ["# Retrieval quality on real documents", "",
-             f"Command: `{result['command']}`", "",
-             "Metrics over each question's top 10 chunks (a document counts at its first "
-             "chunk). Δr@5 and p: recall@5 against the baseline on the same questions "
-             "(questions only this setting / only the baseline finds; exact McNemar p).", ""]
-    for s in result["sets"]:
-        info = s["set"]
-        pkgs = ", ".join(f"{k} {v}" for k, v in info["packages"].items())
-        lines += [f"## {info['name']} ({pkgs})", "",
-                  f"{info['questions']} questions, {info['documents']} documents; rule: "
-                  f"{info['rule']}.", "",
-                  "| setting | " + " | ".join(COLUMNS) + " | Δr@5 | +/- | p | chunks | "
-                  "search ms |",
-                  "|---|" + "---|" * (len(COLUMNS) + 5)]
-        b = s["baseline"]
-        lines.append("| baseline (MiniLM + flat IP, 800/120 windows) | " +
-                     " | ".join(f"{b['metrics'][c]:.3f}" for c in COLUMNS) +
-                     f" | | | | {b['chunks']} | |")
-        for name, r in s["settings"].items():
-            m, v = r["metrics"], r["vs_baseline"]
-            delta = m["recall@5"] - b["metrics"]["recall@5"]
-            lines.append(f"| {name} | " + " | ".join(f"{m[c]:.3f}" for c in COLUMNS) +
-                         f" | {delta:+.3f} | {v['only_this']}/{v['only_other']} | {v['p']} | "
-                         f"{r['index']['chunks']} | {r['search_ms']} |")
-        if "rerank" in s:
-            rr = s["rerank"]
-            lines += ["", f"Reranker (SmolLM2-135M query likelihood over the default's top "
-                      f"{rr['candidates']}) on {rr['questions']} questions, "
-                      + (f"{rr['seconds_per_question']} s a question"
-                         if rr['seconds_per_question'] is not None else
-                         "not timed (scores cached by an earlier run)") + ": recall@5 "
-                      f"{rr['default']['recall@5']:.3f} -> {rr['reranked']['recall@5']:.3f}, "
-                      f"MRR@10 {rr['default']['mrr@10']:.3f} -> {rr['reranked']['mrr@10']:.3f} "
-                      f"(fixed/broken {rr['vs_default']['only_this']}/"
-                      f"{rr['vs_default']['only_other']}, p {rr['vs_default']['p']}), recall@1 "
-                      f"{rr['default']['recall@1']:.3f} -> {rr['reranked']['recall@1']:.3f} "
-                      f"({rr['vs_default_top1']['only_this']}/"
-                      f"{rr['vs_default_top1']['only_other']}, p {rr['vs_default_top1']['p']}); "
-                      f"baseline on the same questions {rr['baseline']['recall@5']:.3f} / "
-                      f"{rr['baseline']['mrr@10']:.3f}."]
-        lines.append("")
-    if result.get("encode_cost"):
-        lines += ["## Embedders", "", "Encoding the same 800-character chunks (batches of "
-                  "64, uncached) on this machine's CPU:", "",
-                  "| embedder | ms a chunk | dimensions | bytes a vector |", "|---|---|---|---|"]
-        for name, c in result["encode_cost"].items():
-            lines.append(f"| {name} | {c['ms_per_chunk']} | {c['dim']} | "
-                         f"{c['bytes_per_vector']} |")
-        lines.append("")
-    if result.get("average"):
-        lines += ["## Averaged over the sets", "", "| setting | recall@5 | mrr@10 | Δr@5 |",
-                  "|---|---|---|---|"]
-        base = result["average"]["baseline"]
-        for name, m in result["average"].items():
-            lines.append(f"| {name} | {m['recall@5']:.3f} | {m['mrr@10']:.3f} | "
-                         f"{m['recall@5'] - base['recall@5']:+.3f} |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def averages(sets: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Each setting's metrics averaged over the sets that ran it (all of them only)."""
-    names = ["baseline"] + [n for n in sets[0]["settings"]
-                            if all(n in s["settings"] for s in sets)]
-    out = {}
-    for name in names:
-        rows = [s["baseline"]["metrics"] if name == "baseline" else
-                s["settings"][name]["metrics"] for s in sets]
-        out[name] = {k: round(float(np.mean([r[k] for r in rows])), 4) for k in rows[0]}
-    return out
-
-
-def plot(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sets = result["sets"]
-    names = ["baseline"] + list(sets[0]["settings"])
-    fig, axes = plt.subplots(1, 2, figsize=(14, 0.35 * len(names) + 2), sharey=True)
-    for ax, metric in zip(axes, ("recall@5", "mrr@10"), strict=True):
-        height = 0.8 / len(sets)
-        for j, s in enumerate(sets):
-            values = [s["baseline"]["metrics"][metric] if n == "baseline" else
-                      s["settings"].get(n, {}).get("metrics", {}).get(metric, np.nan)
-                      for n in names]
-            ax.barh(np.arange(len(names)) + j * height, values, height,
-                    label=s["set"]["name"])
-            base = s["baseline"]["metrics"][metric]
-            ax.axvline(base, color=f"C{j}", ls=":", lw=1)
-        ax.set_title(f"{metric} (dotted: baseline)")
-        ax.set_xlim(0, 1)
-        ax.set_yticks(np.arange(len(names)) + 0.4 - height / 2, names)
-    axes[0].invert_yaxis()  # the axes share y: once inverts both
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=len(sets), frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def main(argv: list[str] | None = None) -> int:
     from loadtest.realtext import MissingPackage, load_sets
 
@@ -628,13 +438,6 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown_report(result))
     print(f"wrote {out}/bench_retrieval_quality.{{json,md,png}}")
     return 0
-
-
-def write(result: dict[str, Any], out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_retrieval_quality.json").write_text(json.dumps(result, indent=1))
-    (out / "bench_retrieval_quality.md").write_text(markdown_report(result))
-    plot(result, out / "bench_retrieval_quality.png")
 
 
 if __name__ == "__main__":

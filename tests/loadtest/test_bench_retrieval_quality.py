@@ -9,6 +9,8 @@ import pytest
 
 from loadtest import bench_retrieval_quality as bench
 from loadtest import realtext
+from loadtest import retrieval_quality_report as report
+from loadtest.embedding_cache import CachedEmbedder, VectorCache
 
 
 def test_gold_first_scores_one():
@@ -153,10 +155,10 @@ def test_missing_package_says_how_to_install(tmp_path, monkeypatch):
 
 
 def test_vector_cache_round_trip(tmp_path):
-    cache = bench.VectorCache(tmp_path / "m.npz")
+    cache = VectorCache(tmp_path / "m.npz")
     cache.put(cache.key("m", "a"), np.ones(3, dtype=np.float32))
     cache.save()
-    again = bench.VectorCache(tmp_path / "m.npz")
+    again = VectorCache(tmp_path / "m.npz")
     assert np.array_equal(again.get(cache.key("m", "a")), np.ones(3))
     assert again.get(cache.key("m", "b")) is None
 
@@ -181,8 +183,8 @@ def test_whole_run_on_a_tiny_corpus(tmp_path, monkeypatch):
         realtext.Question("q2", "When is the sourdough baked?", ["bakery"]),
         realtext.Question("q3", "Why is there gravel across the valley floor?", ["glacier"])]
     grid = [s for s in bench.settings_grid() if s.name in ("default", "dense", "hybrid")]
-    embedder = bench.CachedEmbedder(Embedder("builtin:all-minilm-l6-v2"))
-    raw = bench.CachedEmbedder(bench.RawModel())
+    embedder = CachedEmbedder(Embedder("builtin:all-minilm-l6-v2"))
+    raw = CachedEmbedder(bench.RawModel())
     out = bench.bench_set(doc_set, grid, {"builtin:all-minilm-l6-v2": embedder}, raw,
                           None, 0, tmp_path, log=lambda *a: None)
     assert out["baseline"]["metrics"]["recall@1"] == 1.0
@@ -193,14 +195,14 @@ def test_whole_run_on_a_tiny_corpus(tmp_path, monkeypatch):
     cost = bench.encode_cost({"builtin:all-minilm-l6-v2": embedder}, list(topics.values()))
     assert cost["builtin:all-minilm-l6-v2"]["dim"] == 384
     assert cost["builtin:all-minilm-l6-v2"]["ms_per_chunk"] > 0
-    report = {"command": "test", "sets": [out], "average": bench.averages([out]),
+    result = {"command": "test", "sets": [out], "average": report.averages([out]),
               "encode_cost": cost}
-    md = bench.markdown_report(report)
+    md = report.markdown_report(result)
     assert "| baseline (MiniLM" in md and "| default |" in md
     assert "| builtin:all-minilm-l6-v2 |" in md
-    bench.plot(report, tmp_path / "p.png")
+    report.plot(result, tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 1000
-    json.dumps(report)
+    json.dumps(result)
 
 
 def test_rerank_order_sorts_by_score_and_reuses_cached_scores(tmp_path):
@@ -213,7 +215,7 @@ def test_rerank_order_sorts_by_score_and_reuses_cached_scores(tmp_path):
 
     hits = [{"doc_id": "a", "text": "xx"}, {"doc_id": "b", "text": "xxxx"},
             {"doc_id": "c", "text": "x"}]
-    cache = bench.VectorCache(tmp_path / "r.npz")
+    cache = VectorCache(tmp_path / "r.npz")
     order, seconds = bench.rerank_order(Fake(), "q", hits, cache)
     assert order == ["b", "a", "c"] and seconds is not None
     order, seconds = bench.rerank_order(Fake(), "q", hits, cache)
