@@ -1,7 +1,7 @@
 """Would an "unknown name" check help? For each question, the capitalised names and codes it
 uses that none of the rag route's sources (top 4, drafts and superseded left out) mention,
 beside whether rag and hybrid answered it right in the session-15 lifecycle runs.
-Session 15: it would catch 1 unanswerable question (helix q44) and break 2 right answers
+Measured: it would catch 1 unanswerable question (helix q44) and break 2 right answers
 (northwind n15 "Brannock-based", n29 "Authority"); not built."""
 import json, re, sys
 from pathlib import Path

@@ -1,5 +1,5 @@
 """Northwind top-4 hits with the exact (torch) and the int8 ONNX query encoder, against the two
-server runs of the held-out set (session 12)."""
+server runs of the held-out set."""
 import json, sys
 from pathlib import Path
 ROOT = Path(__file__).resolve().parents[4]

@@ -1,5 +1,5 @@
 """recall@5 (documents) of both sample sets by chunk size, search mode and a cap of chunks per
-document in the top 5 (session 12). SIZES=400,600 to choose chunk sizes."""
+document in the top 5. SIZES=400,600 to choose chunk sizes."""
 import json, sys, os
 from pathlib import Path
 ROOT = Path(__file__).resolve().parents[4]

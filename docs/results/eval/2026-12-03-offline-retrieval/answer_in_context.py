@@ -1,5 +1,5 @@
 """How many answerable questions have their answer text in the top 4 chunks (what the route
-gives the reader) under the recall_diversity.py variants (session 16)."""
+gives the reader) under the recall_diversity.py variants."""
 import sys, re, json, os
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[4]
 sys.path.insert(0, str(ROOT / "docs/results/eval/2026-12-02-offline-reader")); sys.path.insert(0, str(ROOT))

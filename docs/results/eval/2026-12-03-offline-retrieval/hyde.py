@@ -1,6 +1,6 @@
 """Hypothetical document embeddings (HyDE, Gao et al. 2022) with SmolLM2-135M: the model writes
 a passage answering the question; search with question + passage (concat) or the mean of
-the two vectors (mean) against the question alone (plain) (session 16)."""
+the two vectors (mean) against the question alone (plain)."""
 import sys, re, json, os
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[4]
 sys.path.insert(0, str(ROOT / "docs/results/eval/2026-12-02-offline-reader")); sys.path.insert(0, str(ROOT))

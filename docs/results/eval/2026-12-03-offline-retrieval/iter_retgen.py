@@ -2,7 +2,7 @@
 the reader of harness.py: round 1 answers from the route's sources; unless it refused, round 2
 searches question + round-1 answer and answers again from: the new top 4 (replace), round 1's
 top 2 + the new best (keep2), or round 1's top 3 + the best new document (append). Usage:
-iter_retgen.py ROUTE SET [adapter] (session 16)."""
+iter_retgen.py ROUTE SET [adapter]."""
 import json, sys, time, os, re
 from collections import Counter
 from types import SimpleNamespace

@@ -2,7 +2,7 @@
 superseded left out) with at most `cap` chunks per document and a second hop: the top
 chunk's sentence closest to the question (sent), question + that sentence, or the whole
 chunk, searched again; its best new document joins the first `first` of the first search
-(session 16)."""
+"""
 import os, sys, re
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[4]
 sys.path.insert(0, str(ROOT / "docs/results/eval/2026-12-02-offline-reader")); sys.path.insert(0, str(ROOT))
