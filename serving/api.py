@@ -120,7 +120,7 @@ class OpenAIService:
             route = self.config.route(body.get("model")) if isinstance(
                 body.get("model"), str) else None
             if route is not None:
-                body = _route_limits(route, route.sampling.apply(body))
+                body = _route_limits(route, route.request_defaults(body))
             request = parse(body)
             handle, adapter = await self._target(request.model or "")
             gen.route = gen.known = request.model
@@ -151,6 +151,9 @@ class OpenAIService:
             if route is not None and route.limits.max_prompt_tokens:
                 # Counted by the LLM replica, which holds the tokenizer.
                 prompt = {**(prompt or {}), "max_prompt_tokens": route.limits.max_prompt_tokens}
+            if route is not None and route.answer_format == "json":
+                # The LLM replica unwraps a fenced JSON answer (serving.rag.unwrap_json_fence).
+                prompt = {**(prompt or {}), "answer_format": "json"}
             upstream = getattr(handle.options(stream=True), endpoint)
             stream = (upstream.remote(request, adapter, prompt) if prompt is not None
                       else upstream.remote(request, adapter))
@@ -360,6 +363,10 @@ class OpenAIService:
             "adapter": route.adapter,
             "retrieval": route.retrieval.model_dump() if route.retrieval else None,
             "sampling": route.sampling.model_dump(exclude_none=True),
+            "response_format": (route.response_format.model_dump(
+                mode="json", exclude_none=True, by_alias=True)
+                if route.response_format else None),
+            "answer_format": route.answer_format,
             "deployment": llm_deployment_name(self.config.llm_key(route)),
         }
 

@@ -43,14 +43,31 @@ def _prepare_environment(config: LoragConfig) -> None:
 def prepare_models(config: LoragConfig) -> None:
     """Prepare the builtin LLMs and the builtin embedders (served or named by a config
     index) once, here, rather than in replicas at start-up; a builtin that is not
-    installed fails now, with the command that installs it."""
+    installed fails now, with the command that installs it. A model on disk (builtin
+    or a folder) that does not fit in this CPU machine's free memory fails now too
+    (`serving.memory_plan`), as its replicas would."""
     from retrieval.builtin_embedders import resolve_embedder
+    from serving.engine_args import has_cuda_device
+    from serving.memory_plan import ModelDoesNotFitError, plan_memory
     from serving.model_source import is_builtin, resolve_model_source
 
+    on_gpu = None
     for key, model in config.models.items():
         if is_builtin(model.source):
             path = resolve_model_source(model.source)
             print(f"model {key}: {model.source} ready at {path}", flush=True)
+        elif os.path.isdir(model.source):
+            path = model.source
+        else:
+            continue  # a hub id: vLLM downloads it in the replica
+        on_gpu = has_cuda_device() if on_gpu is None else on_gpu
+        if on_gpu:
+            continue  # vLLM sizes a GPU's KV cache itself
+        try:
+            plan = plan_memory(model, path, on_gpu=False)
+        except ModelDoesNotFitError as err:
+            raise ConfigError(f"models.{key}: {err}") from None
+        print(f"model {key}: {plan.describe()}", flush=True)
     embedders = {*config.retrieval.embedding_models.values(),
                  *(index.embedder for index in config.indexes.values())}
     for source in sorted(filter(is_builtin, embedders)):

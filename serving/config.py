@@ -25,9 +25,11 @@ from serving.auth import AuthConfig
 from serving.model_config import DeploymentConfig, EngineConfig, ModelConfig
 from serving.route_settings import (
     PromptTemplate,
+    ResponseFormat,
     RetrievalSettings,
     RouteLimits,
     SamplingDefaults,
+    validate_json,
 )
 from serving.strict import StrictModel as _Strict
 
@@ -181,11 +183,32 @@ class RouteConfig(_Strict):
     sampling: SamplingDefaults = Field(default_factory=SamplingDefaults)
     limits: RouteLimits = Field(default_factory=RouteLimits,
                                 description="Caps on max_tokens and prompt length.")
+    response_format: ResponseFormat | None = Field(
+        default=None,
+        description="OpenAI response_format for requests that set none ({type: json_object} "
+        "or {type: json_schema, json_schema: {name, schema, strict}}): the engine makes the "
+        "answer follow it (vLLM structured outputs), streamed or not. A request's own "
+        "response_format (even {type: text}) or structured_outputs wins.")
+    answer_format: Literal["text", "json"] = Field(
+        default="text",
+        description="json: the answer is one JSON value. A non-streamed answer wrapped in a "
+        "Markdown code fence (```json ... ```, with or without prose around it) is "
+        "unwrapped to the JSON inside when that parses (an answer that still is not JSON is "
+        "left as it is); no source marker is appended (retrieval.add_markers). A stream is "
+        "sent as it is made and never rewritten: pair it with a JSON response_format so "
+        "that the engine keeps streamed answers clean. Requests with a json_object / "
+        "json_schema response_format are unwrapped the same way on any route.")
     deployment: DeploymentConfig | None = Field(
         default=None,
         description="Give this route its own LLM deployment (LLM:<model>:<route>) with these "
         "replicas/autoscaling, so that it scales without scaling the others; null shares "
         "the model's deployment.")
+
+    def request_defaults(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A request body with what it leaves unset filled from the route: sampling
+        parameters, and response_format (when it asks for no format of its own)."""
+        body = self.sampling.apply(body)
+        return self.response_format.apply(body) if self.response_format else body
 
 
 class LoragConfig(_Strict):
@@ -250,6 +273,17 @@ class LoragConfig(_Strict):
             raise ValueError(f"{where}.retrieval.max_context_tokens: route {route.name!r} "
                              f"allows {route.retrieval.max_context_tokens} source tokens but "
                              f"model {route.model!r} has max_model_len {limit}")
+        json_answer = route.answer_format == "json" or (
+            route.response_format is not None and route.response_format.is_json)
+        if route.retrieval is not None and json_answer:
+            fmt, schema = route.response_format, None  # answer_format json: any JSON value
+            if fmt is not None and fmt.json_schema is not None:
+                schema = fmt.json_schema.schema_
+            elif fmt is not None and fmt.type == "json_object":
+                schema = {"type": "object"}
+            if (why := validate_json(route.template.no_context_answer, schema)) is not None:
+                raise ValueError(f"{where}.template.no_context_answer: route {route.name!r} "
+                                 f"answers JSON but its no-context answer is {why}")
 
     def adapter_base(self, where: str, base_model: str | None) -> str:
         """The model key an adapter runs on; ValueError naming `where` if unusable."""

@@ -11,10 +11,15 @@ import shutil
 import subprocess
 from typing import Any
 
+from serving.memory_plan import (  # noqa: F401 (re-exported)
+    CPU_FALLBACK_MEMORY_UTILIZATION,
+    GPU_DEFAULT_MEMORY_UTILIZATION,
+    MemoryPlan,
+    ModelDoesNotFitError,
+    plan_memory,
+    run_dtype,
+)
 from serving.model_config import ModelConfig
-
-CPU_DEFAULT_MEMORY_UTILIZATION = 0.3
-GPU_DEFAULT_MEMORY_UTILIZATION = 0.9
 
 
 def has_cuda_device() -> bool:
@@ -48,26 +53,30 @@ def engine_cli_args(
     served_names: list[str],
     *,
     on_gpu: bool | None = None,
+    available_memory: int | None = None,
+    plan: MemoryPlan | None = None,
 ) -> list[str]:
     """vLLM CLI arguments for this model, with device-dependent defaults resolved.
+
+    The KV cache's size comes from `plan` (default: `plan_memory` on `model_path`, the
+    model's folder, with `available_memory` bytes free, or what is free now); it
+    raises `ModelDoesNotFitError` when the model cannot start on this CPU.
 
     >>> engine_cli_args(cfg.models["smollm2"], "/cache/smol", ["base"], on_gpu=False)[:4]
     ['--model', '/cache/smol', '--served-model-name', 'base']
     """
     if on_gpu is None:
-        on_gpu = has_cuda_device()
+        on_gpu = plan.on_gpu if plan is not None else has_cuda_device()
+    if plan is None:
+        plan = plan_memory(model, model_path, on_gpu=on_gpu, available=available_memory)
     e = model.engine
-    dtype = e.dtype if e.dtype != "auto" or on_gpu else "float32"
-    mem = e.gpu_memory_utilization or (
-        GPU_DEFAULT_MEMORY_UTILIZATION if on_gpu else CPU_DEFAULT_MEMORY_UTILIZATION
-    )
     args = ["--model", model_path, "--served-model-name", *served_names]
     if model.tokenizer:
         args += ["--tokenizer", model.tokenizer]
-    args += _flag("dtype", dtype)
+    args += _flag("dtype", run_dtype(model, on_gpu))
     args += _flag("max_model_len", e.max_model_len)
     args += _flag("max_num_seqs", e.max_num_seqs)
-    args += _flag("gpu_memory_utilization", mem)
+    args += plan.cli_args()
     args += _flag("seed", e.seed)
     eager = e.enforce_eager if e.enforce_eager is not None else not on_gpu
     if eager:
@@ -77,6 +86,12 @@ def engine_cli_args(
         args += _flag("max_lora_rank", e.max_lora_rank)
         args += _flag("max_loras", e.max_loras)
         args += _flag("max_cpu_loras", e.max_cpu_loras or e.max_loras)
+    if e.compact_json and "structured-outputs-config" not in e.extra_args \
+            and "structured_outputs_config" not in e.extra_args:
+        # disable_any_whitespace needs an explicit backend ("auto" refuses it); xgrammar is
+        # vLLM's first choice under "auto" and supports the JSON schemas routes use.
+        args += _flag("structured_outputs_config",
+                      {"backend": "xgrammar", "disable_any_whitespace": True})
     for name, value in e.extra_args.items():
         args += _flag(name, value)
     return args

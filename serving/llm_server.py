@@ -22,8 +22,9 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from serving.model_config import ModelConfig
-from serving.engine_args import engine_cli_args, parse_engine_args
+from serving.engine_args import engine_cli_args, has_cuda_device, parse_engine_args
 from serving.lora import AdapterSlots
+from serving.memory_plan import plan_memory
 from serving.metrics import route_prompt_seconds
 from serving.model_source import resolve_model_source
 from serving.streaming import coalesce
@@ -57,7 +58,13 @@ class LLMServer:
         from vllm.entrypoints.launchers.api_server.entry import build_async_engine_client
 
         model_path = await asyncio.to_thread(resolve_model_source, self.config.source)
-        args = parse_engine_args(engine_cli_args(self.config, model_path, self.served_names))
+        # On CPU: the KV cache from the memory free now (ModelDoesNotFitError when the
+        # model cannot start; the replica fails with that message).
+        plan = await asyncio.to_thread(
+            lambda: plan_memory(self.config, model_path, on_gpu=has_cuda_device()))
+        logger.info("%s: %s", self.model_key, plan.describe())
+        args = parse_engine_args(engine_cli_args(self.config, model_path, self.served_names,
+                                                 plan=plan))
         logger.info("starting vLLM engine for %s from %s", self.model_key, model_path)
         self.engine = await self._stack.enter_async_context(build_async_engine_client(args))
         state = State()
@@ -113,8 +120,11 @@ class LLMServer:
                              prompt["template"]["no_context_answer"])
             if prompt.get("fix_citations") and citations is not None:
                 citation_sources = sources
+        json_answer = json_answers(request, prompt)
+        if json_answer:
+            marker_sources = None  # " [n]" after a JSON value would break it
         return self._run(self._chat.create_chat_completion, request, citations,
-                         marker_sources, grounding, citation_sources)
+                         marker_sources, grounding, citation_sources, json_answer)
 
     def completions(self, request: Any, prompt: dict[str, Any] | None = None
                     ) -> AsyncGenerator[dict | str, None]:
@@ -124,7 +134,8 @@ class LLMServer:
             if (error := self.check_prompt_length(request.prompt, "prompt",
                                                   prompt["max_prompt_tokens"])) is not None:
                 return _one(error)
-        return self._run(self._completion.create_completion, request)
+        return self._run(self._completion.create_completion, request,
+                         json_answer=json_answers(request, prompt))
 
     def check_prompt_logprobs(self, request: Any) -> dict | None:
         """An error item when the request asks for prompt log-probabilities and this
@@ -179,8 +190,18 @@ class LLMServer:
     async def _run(self, create: Any, request: Any, citations: list[dict] | None = None,
                    marker_sources: list[str] | None = None,
                    grounding: tuple[list[str], str] | None = None,
-                   citation_sources: list[str] | None = None
+                   citation_sources: list[str] | None = None, json_answer: bool = False
                    ) -> AsyncGenerator[dict | str, None]:
+        """Run one request through vLLM's serving layer and post-process its answer.
+
+        A whole (non-streamed) answer: a JSON answer (`json_answer`) loses a Markdown code
+        fence around it (`rag.unwrap_json_fence`), then grounding, citation fixing and
+        markers apply to each choice. A stream is relayed as it is made and never
+        rewritten: a JSON response_format (the engine's grammar) is what keeps a streamed
+        JSON answer clean; only the checks on its finishing chunk apply. Neither touches
+        `finish_reason`: an answer cut at max_tokens (a JSON one still emitting
+        whitespace, say) keeps vLLM's "length".
+        """
         from vllm.entrypoints.serve.engine.protocol import ErrorResponse
         from vllm.entrypoints.serve.exception_handling.error_response import (
             create_error_response,
@@ -198,6 +219,15 @@ class LLMServer:
             body = result.model_dump(exclude_unset=False)
             if citations is not None:
                 body["citations"] = citations
+            if json_answer:
+                from serving.rag import unwrap_json_fence
+
+                for choice in body.get("choices", []):
+                    message = choice.get("message") or {}
+                    if isinstance(message.get("content"), str):  # chat
+                        message["content"] = unwrap_json_fence(message["content"])
+                    elif isinstance(choice.get("text"), str):  # completions
+                        choice["text"] = unwrap_json_fence(choice["text"])
             if grounding or marker_sources or citation_sources:
                 from serving.rag import add_marker, fix_citations, grounded
 
@@ -266,6 +296,21 @@ def prompt_tokens(tokenizer: Any, prompt: Any) -> int:
     except Exception:  # no chat template: the plain text
         return sum(len(tokenizer.encode(x["content"], add_special_tokens=False))
                    for x in messages)
+
+
+def json_answers(request: Any, prompt: dict[str, Any] | None) -> bool:
+    """Whether a request's answer is JSON: its route declares answer_format json, or its
+    effective response_format (its own, else the route's) is json_object / json_schema,
+    or it asks vLLM's structured_outputs for JSON."""
+    from serving.route_settings import is_json_format
+
+    if prompt and prompt.get("answer_format") == "json":
+        return True
+    if is_json_format(getattr(request, "response_format", None)):
+        return True
+    outputs = getattr(request, "structured_outputs", None)
+    return outputs is not None and (getattr(outputs, "json", None) is not None
+                                    or bool(getattr(outputs, "json_object", None)))
 
 
 def rag_question(request: Any) -> str:

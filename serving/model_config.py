@@ -63,8 +63,19 @@ class EngineConfig(_Strict):
         default=None,
         gt=0,
         le=1,
-        description="Share of device memory for weights + KV cache; on CPU it sizes the KV "
-        "cache in RAM. Null means 0.9 on GPU and 0.3 on CPU.",
+        description="Share of device memory for weights + KV cache, as vLLM applies it "
+        "(on CPU: of RAM, the engine's resident memory counted). Null means 0.9 on GPU; on "
+        "CPU the KV cache is then sized from the memory left after the weights (see "
+        "kv_cache_memory_gib). Set, it is passed as is and nothing is computed.",
+    )
+    kv_cache_memory_gib: float | None = Field(
+        default=None,
+        gt=0,
+        description="Explicit KV-cache size in GiB (vLLM's --kv-cache-memory-bytes), on CPU "
+        "and GPU. Null: on CPU min(max_num_seqs full max_model_len sequences, half of the "
+        "memory available at start-up less the weights and a reserve of 1.5 GiB + 20% of "
+        "the weights), failing at start-up when one full sequence does not fit; on GPU "
+        "vLLM's gpu_memory_utilization.",
     )
     enforce_eager: bool | None = Field(
         default=None,
@@ -78,6 +89,12 @@ class EngineConfig(_Strict):
         default=None, ge=1, description="Adapters cached in host memory (null: max_loras)."
     )
     seed: int = Field(default=0, description="Engine seed, for reproducible sampling.")
+    compact_json: bool = Field(
+        default=True,
+        description="JSON generated under a response_format (vLLM structured outputs) has no "
+        "free whitespace between tokens, so an answer cannot fill max_tokens with spaces or "
+        "newlines (structured_outputs_config: xgrammar backend, disable_any_whitespace). "
+        "False: vLLM's default backend choice and free whitespace.")
     extra_args: dict[str, Any] = Field(
         default_factory=dict,
         description="Any other vLLM engine argument by its CLI name without dashes "

@@ -287,6 +287,59 @@ def fix_citations(answer: str, sources: list[str]) -> str:
     return MARKER_RE.sub(repoint, answer)
 
 
+# -- JSON answers: a Markdown code fence around the JSON is taken off -------------------
+
+_FENCE_RE = re.compile(r"`{3,}")
+_FENCE_TAG_RE = re.compile(r"[ \t]*(json)?[ \t]*(?:\r?\n|(?=[\[{\"\s]))", re.I)
+MAX_FENCES = 64  # backtick runs looked at; beyond them the answer is left as it is
+
+
+def _is_json(text: str) -> bool:
+    def constant(name: str) -> Any:  # NaN, Infinity: Python's, not JSON
+        raise ValueError(name)
+
+    try:
+        json.loads(text, parse_constant=constant)
+    except ValueError:
+        return False
+    return True
+
+
+def unwrap_json_fence(text: str) -> str:
+    r"""The JSON inside the first Markdown code fence of `text` (```json or a bare ```,
+    prose before or after it allowed) when that inside parses as JSON; otherwise `text`
+    unchanged. Small models wrap JSON answers in fences, as chat models are taught to.
+
+    An answer that is JSON already is left as it is, fences inside its strings too. In
+    a fenced one, backticks inside JSON strings are kept: the closing fence is the first
+    one before which the inside parses. An unclosed fence (the answer stopped at
+    max_tokens) is unwrapped when the rest parses.
+
+    >>> unwrap_json_fence('Here is the JSON:\n```json\n{"a": 1}\n```')
+    '{"a": 1}'
+    >>> unwrap_json_fence('[1]')
+    '[1]'
+    """
+    if "```" not in text or _is_json(text.strip()):  # a fence inside a JSON string stays
+        return text
+    runs = list(_FENCE_RE.finditer(text))[:MAX_FENCES]
+    for i, opening in enumerate(runs):
+        tag = _FENCE_TAG_RE.match(text, opening.end())
+        if tag is None:  # another language (```python), or text right after the fence
+            continue
+        start = tag.end()
+        for closing in runs[i + 1:]:
+            if len(closing.group()) < len(opening.group()) or closing.start() < start:
+                continue
+            inside = text[start:closing.start()].strip()
+            if inside and _is_json(inside):
+                return inside
+        inside = text[start:].strip()
+        if inside and _is_json(inside):  # never closed
+            return inside
+    return text
+
+
 class StreamChecks:
     """The checks of non-streamed answers that a stream allows, applied to each choice's
     finishing chunk once its whole text is known: SSE in, SSE out.

@@ -6,9 +6,10 @@ because `serving.rag` and the adapter training data use them without the rest.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import json
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from serving.strict import StrictModel as _Strict
 
@@ -48,8 +49,10 @@ class RetrievalSettings(_Strict):
     add_markers: bool = Field(
         default=True,
         description="When an answer cites no source, append the marker [n] of the source it "
-        "shares the most terms with (small base models rarely cite by themselves). Turn it "
-        "off for routes that answer in a strict format such as JSON.")
+        "shares the most terms with (small base models rarely cite by themselves). Never "
+        "added to a JSON answer (the route's answer_format json, or a json_object / "
+        "json_schema response_format), where it would break the JSON; turn it off for "
+        "routes that answer in another strict format.")
     rerank: RerankSettings | None = Field(
         default=None,
         description="Fetch rerank.candidates chunks and keep the top_k the model finds the "
@@ -169,6 +172,118 @@ class SamplingDefaults(_Strict):
             if out.get(key) is None:  # absent or null: the route's default applies
                 out[key] = value
         return out
+
+
+# OpenAI's rule for response_format.json_schema.name.
+SCHEMA_NAME_RE = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+def check_json_schema(schema: dict[str, Any]) -> None:
+    """ValueError unless `schema` is a valid JSON Schema (checked against the metaschema
+    of its `$schema`, draft 2020-12 when it names none); the message says where in the
+    schema the fault is. Whether vLLM's grammar backend supports every keyword is only
+    known when a request uses it (vLLM answers 400)."""
+    try:
+        from jsonschema.exceptions import SchemaError
+        from jsonschema.validators import Draft202012Validator, validator_for
+    except ImportError:  # the minimal check (jsonschema comes with ray and vLLM)
+        kind = schema.get("type")
+        if not isinstance(kind, (str, list)) and not (
+                {"$ref", "anyOf", "oneOf", "allOf", "enum", "const"} & set(schema)):
+            raise ValueError("not a valid JSON Schema: expected an object with a 'type'")
+        return
+    try:
+        validator_for(schema, default=Draft202012Validator).check_schema(schema)
+    except SchemaError as err:
+        where = "/".join(str(p) for p in err.absolute_path)
+        raise ValueError(f"not a valid JSON Schema{f' (at {where})' if where else ''}: "
+                         f"{err.message}") from None
+
+
+def validate_json(text: str, schema: dict[str, Any] | None) -> str | None:
+    """Why `text` is not one JSON value (matching `schema` when given); None when it is."""
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except ValueError as err:
+        return f"not JSON: {err}"
+    if schema is None:
+        return None
+    try:
+        from jsonschema.validators import Draft202012Validator, validator_for
+    except ImportError:
+        return None
+    error = next(iter(validator_for(schema, default=Draft202012Validator)(schema)
+                      .iter_errors(value)), None)
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path)
+    return f"not valid against the schema{f' (at {where})' if where else ''}: {error.message}"
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+class JsonSchemaFormat(_Strict):
+    """OpenAI's `response_format.json_schema`: the schema the answer must follow."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True,
+                              validate_by_alias=True, serialize_by_alias=True)
+
+    name: str = Field(pattern=SCHEMA_NAME_RE,
+                      description="a-z, A-Z, 0-9, _ and -, at most 64 characters (OpenAI's "
+                      "rule).")
+    description: str | None = Field(default=None,
+                                    description="What the format is for (OpenAI's field).")
+    schema_: dict[str, Any] = Field(
+        alias="schema", description="A JSON Schema (checked at start-up); the engine's "
+        "grammar backend makes the answer follow it.")
+    strict: bool | None = Field(default=None, description="OpenAI's flag; passed on (vLLM "
+                                "always enforces the schema).")
+
+    @field_validator("schema_")
+    @classmethod
+    def _valid_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        check_json_schema(schema)
+        return schema
+
+
+class ResponseFormat(_Strict):
+    """OpenAI's `response_format`, as a route's default (see RouteConfig.response_format)."""
+
+    type: Literal["text", "json_object", "json_schema"] = Field(
+        description="text: free text; json_object: one JSON object; json_schema: JSON "
+        "following json_schema.schema. Enforced by the engine (vLLM structured outputs).")
+    json_schema: JsonSchemaFormat | None = Field(
+        default=None, description="Required with type json_schema, and only then.")
+
+    @model_validator(mode="after")
+    def _schema_with_its_type(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise ValueError("json_schema: required when type is 'json_schema'")
+        if self.type != "json_schema" and self.json_schema is not None:
+            raise ValueError(f"json_schema: only allowed with type 'json_schema', not "
+                             f"{self.type!r}")
+        return self
+
+    @property
+    def is_json(self) -> bool:
+        return self.type != "text"
+
+    def apply(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The request body with this format when the request asks for none: a request's
+        own `response_format` (even {"type": "text"}) or vLLM `structured_outputs` wins."""
+        if body.get("response_format") is not None or body.get("structured_outputs") is not None:
+            return body
+        return {**body, "response_format": self.model_dump(mode="json", exclude_none=True,
+                                                           by_alias=True)}
+
+
+def is_json_format(response_format: Any) -> bool:
+    """Whether a request's response_format (a dict or vLLM's model) asks for JSON."""
+    kind = (response_format.get("type") if isinstance(response_format, dict)
+            else getattr(response_format, "type", None))
+    return kind in ("json_object", "json_schema")
 
 
 class RouteLimits(_Strict):

@@ -8,7 +8,10 @@ def model():
     return load_config().models["smollm2"]
 
 
-def test_cpu_defaults_are_float32_and_small_kv_cache():
+def test_cpu_defaults_are_float32_and_eager(monkeypatch):
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    # No model folder at /m: the KV cache falls back to vLLM's share of RAM (0.3);
+    # sizing it from the folder is tests/unit/test_memory_plan.py.
     args = engine_cli_args(model(), "/m", ["base", "other"], on_gpu=False)
     assert args[:5] == ["--model", "/m", "--served-model-name", "base", "other"]
     ns = parse_engine_args(args)
@@ -32,3 +35,15 @@ def test_extra_args_pass_through():
     ns = parse_engine_args(engine_cli_args(m, "/m", ["base"], on_gpu=False))
     assert ns.block_size == 32
     assert ns.enable_prefix_caching is False
+
+
+def test_json_under_response_format_is_compact_by_default():
+    from serving.config import EngineConfig, ModelConfig
+
+    ns = parse_engine_args(engine_cli_args(ModelConfig(source="/m"), "/m", ["base"],
+                                           on_gpu=True))
+    cfg = ns.structured_outputs_config
+    cfg = cfg if isinstance(cfg, dict) else vars(cfg)
+    assert cfg["backend"] == "xgrammar" and cfg["disable_any_whitespace"] is True
+    off = ModelConfig(source="/m", engine=EngineConfig(compact_json=False))
+    assert "--structured-outputs-config" not in engine_cli_args(off, "/m", ["b"], on_gpu=True)
