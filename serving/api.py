@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from serving import rag
+from serving import multihop, rag
 from serving.config import LoragConfig, RouteConfig
 from serving.errors import (
     REQUEST_ID_HEADER,
@@ -48,7 +48,7 @@ from serving.protocol import (
     prompt_logprobs_error,
     read_body,
 )
-from serving.route_settings import RouteLimitError
+from serving.route_settings import RouteLimitError, with_json_layout
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class OpenAIService:
                 body.get("model"), str) else None
             if route is not None:
                 body = _route_limits(route, route.request_defaults(body))
-            request = parse(body)
+            request = parse(with_json_layout(body))
             handle, adapter = await self._target(request.model or "")
             gen.route = gen.known = request.model
             gen.adapter = adapter["name"] if adapter else ""
@@ -226,9 +226,10 @@ class OpenAIService:
         fetch = settings.rerank.candidates if settings.rerank else settings.top_k
         reply = await self._search.call.remote("search", searched, query, fetch, None,
                                                settings.exclude_status)
-        # Labelled with the configured index: client-chosen names would grow the label set.
-        self.metrics.retrieval.labels(route.name, settings.index).observe(
-            time.perf_counter() - t0)
+        retrieval_s = time.perf_counter() - t0
+        if settings.hops == 1 or "error" in reply:  # with hops: observed after them
+            # Labelled with the configured index: client-chosen names would grow the label set.
+            self.metrics.retrieval.labels(route.name, settings.index).observe(retrieval_s)
         if "error" in reply:  # an unknown index is a 404 (param "index")
             raise error_from_wire(reply["error"])
         hits = rag.usable_hits(reply["result"], settings)
@@ -240,12 +241,40 @@ class OpenAIService:
             if "error" in reply:
                 raise error_from_wire(reply["error"])
             hits = reply["result"]
+        if settings.hops > 1:  # the rerank above is not retrieval time
+            t0 = time.perf_counter()
+            hits = await self._further_hops(query, searched, hits, settings) if hits else hits
+            self.metrics.retrieval.labels(route.name, settings.index).observe(
+                retrieval_s + time.perf_counter() - t0)
         self.metrics.sources.labels(route.name).observe(len(hits))
         return {**prompt, "index": searched, "hits": hits,
                 "max_context_tokens": settings.max_context_tokens,
                 "add_markers": settings.add_markers,
                 "check_grounding": settings.check_grounding,
                 "fix_citations": settings.fix_citations}
+
+    async def _further_hops(self, query: str, index: str, hits: list[dict[str, Any]],
+                            settings: Any) -> list[dict[str, Any]]:
+        """retrieval.hops > 1: `hits` (the first search's usable chunks) after each further
+        search with a follow-up query from the last sources (serving.multihop; the same
+        steps as multihop.run_hops)."""
+        sources = hits
+        for hop in range(2, settings.hops + 1):
+            follow_up = multihop.follow_up_query(query, sources, settings.hop_terms)
+            if follow_up is None:  # the sources name nothing the question does not
+                break
+            kept = multihop.kept_for_hop(hits, settings.top_k, settings.hop_k)
+            reply = await self._search.call.remote("search", index, follow_up, settings.hop_k,
+                                                   multihop.hop_filter(kept),
+                                                   settings.exclude_status)
+            if "error" in reply:
+                raise error_from_wire(reply["error"])
+            found = rag.usable_hits(reply["result"], settings)
+            hits = multihop.merge_hops(hits, found, settings.top_k, settings.hop_k, hop)
+            sources = [h for h in hits if h.get(multihop.HOP_KEY) == hop]
+            if not sources:
+                break
+        return hits
 
     def _no_context(self, route: RouteConfig, request: Any, request_id: str,
                     gen: Generation) -> Response:

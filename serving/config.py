@@ -24,10 +24,12 @@ from retrieval.spec import DEFAULT_EMBEDDER, IndexSpec
 from serving.auth import AuthConfig
 from serving.model_config import DeploymentConfig, EngineConfig, ModelConfig
 from serving.route_settings import (
+    PROMPT_FAMILIES,
     PromptTemplate,
     ResponseFormat,
     RetrievalSettings,
     RouteLimits,
+    family_template,
     SamplingDefaults,
     validate_json,
 )
@@ -256,6 +258,13 @@ class LoragConfig(_Strict):
                 raise ValueError(f"{where}.adapter: route {route.name!r} runs model "
                                  f"{route.model!r} but adapter {route.adapter!r} is for "
                                  f"{base!r}")
+        family = self.models[route.model].resolved_prompt_family()
+        if family not in PROMPT_FAMILIES:
+            raise ValueError(f"models.{route.model}.prompt_family: unknown family {family!r} "
+                             f"(known: {known(PROMPT_FAMILIES)})")
+        if route.retrieval is not None:  # the families' defaults are retrieval prompts
+            # Routes are frozen once built; this is part of building them.
+            object.__setattr__(route, "template", family_template(route.template, family))
         if route.retrieval is not None and route.retrieval.index not in self.indexes:
             raise ValueError(f"{where}.retrieval.index: route {route.name!r} names unknown "
                              f"index {route.retrieval.index!r} (known: {known(self.indexes)})")

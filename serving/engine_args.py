@@ -88,10 +88,10 @@ def engine_cli_args(
         args += _flag("max_cpu_loras", e.max_cpu_loras or e.max_loras)
     if e.compact_json and "structured-outputs-config" not in e.extra_args \
             and "structured_outputs_config" not in e.extra_args:
-        # disable_any_whitespace needs an explicit backend ("auto" refuses it); xgrammar is
-        # vLLM's first choice under "auto" and supports the JSON schemas routes use.
+        # disable_any_whitespace needs an explicit backend ("auto" refuses it). guidance, as
+        # it reads the layout the ingress puts in JSON schemas (route_settings.JSON_LAYOUT).
         args += _flag("structured_outputs_config",
-                      {"backend": "xgrammar", "disable_any_whitespace": True})
+                      {"backend": "guidance", "disable_any_whitespace": True})
     for name, value in e.extra_args.items():
         args += _flag(name, value)
     return args

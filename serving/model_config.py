@@ -92,9 +92,10 @@ class EngineConfig(_Strict):
     compact_json: bool = Field(
         default=True,
         description="JSON generated under a response_format (vLLM structured outputs) has no "
-        "free whitespace between tokens, so an answer cannot fill max_tokens with spaces or "
-        "newlines (structured_outputs_config: xgrammar backend, disable_any_whitespace). "
-        "False: vLLM's default backend choice and free whitespace.")
+        "free whitespace, so an answer cannot fill max_tokens with spaces or newlines: "
+        "structured_outputs_config {backend: guidance, disable_any_whitespace: true}; a JSON "
+        "schema gets the layout {\"a\": 1, \"b\": 2} (route_settings.JSON_LAYOUT), json_object "
+        "the compact one. False: vLLM's default backend choice and free whitespace.")
     extra_args: dict[str, Any] = Field(
         default_factory=dict,
         description="Any other vLLM engine argument by its CLI name without dashes "
@@ -110,6 +111,16 @@ class ModelConfig(_Strict):
         "Face id, or a local folder."
     )
     tokenizer: str | None = Field(default=None, description="Tokenizer, if not the model's.")
+    prompt_family: str | None = Field(
+        default=None,
+        description="Which retrieval-prompt defaults its routes get where they set no template "
+        "of their own (serving/route_settings.py PROMPT_FAMILIES: default, qwen2.5). Null: the "
+        "builtin model's own family, else default.")
+
+    def resolved_prompt_family(self) -> str:
+        from serving.model_source import builtin_prompt_family
+
+        return self.prompt_family or builtin_prompt_family(self.source) or "default"
     engine: EngineConfig = Field(default_factory=EngineConfig)
     stream_batching_interval_ms: float = Field(
         default=20.0, ge=0, le=1000,

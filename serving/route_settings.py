@@ -79,6 +79,28 @@ class RetrievalSettings(_Strict):
         "to the first source that states them all (small models copy the right figure and "
         "cite a neighbouring source). Non-streamed answers only.")
 
+    hops: int = Field(
+        default=1, ge=1, le=3,
+        description="Searches per request. 2 or 3: after the first search, search again "
+        "with the question (less the words the best source line already matches) and the "
+        "names and codes the sources state and the question does not (a job title, a place, "
+        "a ship: serving.multihop; no model call), among documents not already ranked "
+        "ahead, and add up to hop_k of the chunks found that pass min_score. For questions "
+        "answered by a document the question's words do not match: \"the site manager of "
+        "the farm that opened in October 2016\" finds the farm's page, which names the "
+        "farm, and the second search the leadership page's row for it. No further search "
+        "when the sources name nothing new or one line states all the question asks. 3: "
+        "once more from the second search's chunks. 1: one search.")
+    hop_k: int = Field(
+        default=2, ge=1, le=16,
+        description="With hops > 1: the most chunks each further search adds, so up to "
+        "top_k + (hops - 1) * hop_k sources. They are listed after the first search's best "
+        "top_k - hop_k chunks (its best one at least), ahead of its weaker ones, which "
+        "max_context_tokens drops first.")
+    hop_terms: int = Field(
+        default=4, ge=1, le=16,
+        description="With hops > 1: the most names and codes a follow-up query adds.")
+
     @model_validator(mode="after")
     def _rerank_more_than_kept(self) -> RetrievalSettings:
         if self.rerank is not None and self.rerank.candidates <= self.top_k:
@@ -149,6 +171,34 @@ class PromptTemplate(_Strict):
 
     def system_for(self, retrieval: bool) -> str | None:
         return self.system if self.system is not None or not retrieval else DEFAULT_RAG_SYSTEM
+
+
+# Route prompt defaults that differ by model family: a route of a model of that family gets
+# these for the template fields it does not set itself (ModelConfig.prompt_family names the
+# family; builtins name their own). "default" is the fields' own defaults above.
+PROMPT_FAMILIES: dict[str, dict[str, str]] = {
+    "default": {},
+    # Qwen2.5-Coder-0.5B copied the listing "[1] title > section" (its first source's header,
+    # or the whole source) as its answer under the default layout: sources are labelled
+    # "Source n:" and the question is followed by what to write.
+    "qwen2.5": {
+        "source": "Source {n}: {heading}\n{text}",
+        "context": "{sources}\n\nQuestion: {question}\n\nAnswer the question in one or two "
+                   "sentences, using only the sources above. Put the number of the source you "
+                   "used in square brackets after the fact it supports, for example: \"It was "
+                   "founded in 1990 [2].\" If the sources do not answer the question, reply "
+                   "\"I don't know.\"",
+    },
+}
+
+
+def family_template(template: PromptTemplate, family: str) -> PromptTemplate:
+    """`template` with the fields it does not set taken from `family`'s defaults."""
+    defaults = PROMPT_FAMILIES[family]
+    unset = {k: v for k, v in defaults.items() if k not in template.model_fields_set}
+    if not unset:
+        return template
+    return PromptTemplate(**{**unset, **template.model_dump(include=template.model_fields_set)})
 
 
 class SamplingDefaults(_Strict):
@@ -277,6 +327,28 @@ class ResponseFormat(_Strict):
             return body
         return {**body, "response_format": self.model_dump(mode="json", exclude_none=True,
                                                            by_alias=True)}
+
+
+# The JSON layout models write by themselves ({"a": 1, "b": 2}): under structured outputs
+# with the guidance backend (EngineConfig.compact_json) a schema carrying these settings
+# admits exactly this spacing, so no answer can fill max_tokens with whitespace. Compact
+# JSON ({"a":1}) is as safe but off the models' habits: with it Qwen2.5-Coder-0.5B answered
+# '{"answer":"[1]"' to 8 of 58 helix prompts it had answered right with free whitespace.
+JSON_LAYOUT = {"whitespace_flexible": False, "key_separator": ": ", "item_separator": ", "}
+
+
+def with_json_layout(body: dict[str, Any]) -> dict[str, Any]:
+    """`body` with JSON_LAYOUT added to its response_format's JSON schema ("x-guidance",
+    llguidance's own schema keyword) unless the schema sets its own."""
+    fmt = body.get("response_format")
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        return body
+    spec = fmt.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    if not isinstance(schema, dict) or "x-guidance" in schema:
+        return body
+    schema = {**schema, "x-guidance": JSON_LAYOUT}
+    return {**body, "response_format": {**fmt, "json_schema": {**spec, "schema": schema}}}
 
 
 def is_json_format(response_format: Any) -> bool:

@@ -35,6 +35,11 @@ def pytest_collection_modifyitems(config, items):
     session server's replicas: they run after every other test, so that nothing else
     runs during a recovery. The sort is stable: otherwise the collection order."""
     items.sort(key=_run_order)
+    if "slow" not in (config.getoption("markexpr") or ""):
+        skip = pytest.mark.skip(reason="slow: run with -m slow")
+        for item in items:
+            if item.get_closest_marker("slow"):
+                item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

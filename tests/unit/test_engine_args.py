@@ -44,6 +44,6 @@ def test_json_under_response_format_is_compact_by_default():
                                            on_gpu=True))
     cfg = ns.structured_outputs_config
     cfg = cfg if isinstance(cfg, dict) else vars(cfg)
-    assert cfg["backend"] == "xgrammar" and cfg["disable_any_whitespace"] is True
+    assert cfg["backend"] == "guidance" and cfg["disable_any_whitespace"] is True
     off = ModelConfig(source="/m", engine=EngineConfig(compact_json=False))
     assert "--structured-outputs-config" not in engine_cli_args(off, "/m", ["b"], on_gpu=True)

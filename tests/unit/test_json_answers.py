@@ -8,6 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from serving.route_settings import JSON_LAYOUT
+
 from serving.api import OpenAIService
 from serving.config import DEFAULT_CONFIG_PATH, ConfigError, load_config, parse_config
 from serving.llm_server import LLMServer, json_answers
@@ -159,8 +161,11 @@ async def test_the_route_default_reaches_vllms_structured_outputs():
     await chat(svc, model="r")
     request = llm.requests[-1]
     assert request.response_format.type == "json_schema"
-    assert request.response_format.json_schema.json_schema == SCHEMA
-    assert request.extract_structured_outputs().json == SCHEMA  # what the engine enforces
+    # the engine gets the schema with the layout models write by themselves (no free
+    # whitespace: route_settings.JSON_LAYOUT)
+    laid_out = {**SCHEMA, "x-guidance": JSON_LAYOUT}
+    assert request.response_format.json_schema.json_schema == laid_out
+    assert request.extract_structured_outputs().json == laid_out  # what the engine enforces
     assert json_answers(request, llm.prompts[-1])
 
     await chat(svc, model="r", response_format={"type": "text"})  # the request's own wins
@@ -316,3 +321,46 @@ def test_json_answers_follow_the_effective_format():
     assert json_answers(request(response_format=JSON_SCHEMA), None)
     assert json_answers(request(structured_outputs={"json": SCHEMA}), None)
     assert not json_answers(request(structured_outputs={"regex": "[a-z]+"}), None)
+
+
+def test_a_schema_that_sets_its_own_layout_keeps_it():
+    from serving.route_settings import with_json_layout
+
+    own = {"type": "object", "x-guidance": {"whitespace_flexible": True}}
+    body = {"response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": own}}}
+    assert with_json_layout(body) == body
+    plain = {"response_format": {"type": "json_object"}}
+    assert with_json_layout(plain) == plain
+
+
+def test_the_layout_admits_the_natural_form_and_refuses_runaway_whitespace():
+    """llguidance itself, with the schema as the ingress sends it (no engine needed)."""
+    import json
+
+    llguidance = pytest.importorskip("llguidance")
+    from vllm.v1.structured_output.backend_guidance import serialize_guidance_grammar
+    from vllm.v1.structured_output.request import StructuredOutputOptions
+
+    grammar = serialize_guidance_grammar(StructuredOutputOptions.JSON,
+                                         json.dumps({**SCHEMA, "x-guidance": JSON_LAYOUT}),
+                                         disable_any_whitespace=True)
+    assert llguidance.LLMatcher.validate_grammar(grammar) == ""
+    matcher = llguidance.LLMatcher(llguidance.LLTokenizer(
+        llguidance.TokenizerWrapper(_ByteTokenizer())), grammar)
+    natural = '{"answer": "14 March 2011 [1]", "confidence": "high"}'
+    assert all(matcher.consume_token(b) for b in natural.encode()) and not matcher.is_error()
+    runaway = llguidance.LLMatcher(llguidance.LLTokenizer(
+        llguidance.TokenizerWrapper(_ByteTokenizer())), grammar)
+    assert not all(runaway.consume_token(b) for b in b'{"answer":   \n\n')
+
+
+class _ByteTokenizer:
+    """One token per byte (256 tokens + end of text), enough for llguidance's matcher."""
+
+    eos_token_id = 256
+    bos_token_id = None
+    tokens = [bytes([i]) for i in range(256)] + [b"<eos>"]
+    special_token_ids = [256]
+
+    def __call__(self, text):
+        return list(text.encode())
