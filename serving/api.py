@@ -255,25 +255,17 @@ class OpenAIService:
 
     async def _further_hops(self, query: str, index: str, hits: list[dict[str, Any]],
                             settings: Any) -> list[dict[str, Any]]:
-        """retrieval.hops > 1: `hits` (the first search's usable chunks) after each further
-        search with a follow-up query from the last sources (serving.multihop; the same
-        steps as multihop.run_hops)."""
-        sources = hits
-        for hop in range(2, settings.hops + 1):
-            follow_up = multihop.follow_up_query(query, sources, settings.hop_terms)
-            if follow_up is None:  # the sources name nothing the question does not
-                break
-            kept = multihop.kept_for_hop(hits, settings.top_k, settings.hop_k)
-            reply = await self._search.call.remote("search", index, follow_up, settings.hop_k,
-                                                   multihop.hop_filter(kept),
+        """retrieval.hops > 1: `hits` after the further searches of serving.multihop."""
+        async def search(q: str, k: int, flt: dict[str, Any] | None) -> list[dict[str, Any]]:
+            reply = await self._search.call.remote("search", index, q, k, flt,
                                                    settings.exclude_status)
             if "error" in reply:
                 raise error_from_wire(reply["error"])
-            found = rag.usable_hits(reply["result"], settings)
-            hits = multihop.merge_hops(hits, found, settings.top_k, settings.hop_k, hop)
-            sources = [h for h in hits if h.get(multihop.HOP_KEY) == hop]
-            if not sources:
-                break
+            return reply["result"]
+
+        hits, _ = await multihop.hop_sources(
+            query, hits, search, hops=settings.hops, top_k=settings.top_k,
+            hop_k=settings.hop_k, hop_terms=settings.hop_terms, min_score=settings.min_score)
         return hits
 
     def _no_context(self, route: RouteConfig, request: Any, request_id: str,

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 HOP_KEY = "hop"  # set on each hit a further hop added: 2, 3
@@ -345,27 +345,40 @@ def merge_hops(hits: list[dict[str, Any]], found: list[dict[str, Any]], top_k: i
     return kept + new + [h for h in hits if h.get("chunk_id") not in have]
 
 
-def run_hops(question: str, hits: list[dict[str, Any]],
-             search: Callable[[str, int, dict[str, Any] | None], list[dict[str, Any]]],
-             *, hops: int, top_k: int, hop_k: int, hop_terms: int, min_score: float,
-             follow_up: Callable[[str, list[dict[str, Any]], int], str | None] | None = None
-             ) -> tuple[list[dict[str, Any]], list[str]]:
+async def hop_sources(question: str, hits: list[dict[str, Any]],
+                      search: Callable[[str, int, dict[str, Any] | None],
+                                       Awaitable[list[dict[str, Any]]]],
+                      *, hops: int, top_k: int, hop_k: int, hop_terms: int, min_score: float,
+                      follow_up: Callable[[str, list[dict[str, Any]], int], str | None]
+                      | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """The sources after `hops` - 1 further hops from the first hop's usable `hits`
-    (most similar first), and the follow-up queries searched. `search(query, k,
+    (most similar first), and the follow-up queries searched. `await search(query, k,
     filter)` returns a search's hits, best first; `follow_up(question, sources,
-    hop_terms)` makes the next query (default `follow_up_query`). The synchronous form
-    of the ingress's loop (`serving.api`), for the benchmark and the tests."""
+    hop_terms)` makes the next query (default `follow_up_query`). The ingress
+    (`serving.api`) runs it; `run_hops` is its synchronous form."""
     follow_up = follow_up or follow_up_query
     queries: list[str] = []
     sources = hits
     for hop in range(2, hops + 1):
         query = follow_up(question, sources, hop_terms) if sources else None
-        if query is None:
+        if query is None:  # the sources name nothing the question does not
             break
         queries.append(query)
         kept = kept_for_hop(hits, top_k, hop_k)
-        found = sorted((h for h in search(query, hop_k, hop_filter(kept))
+        found = sorted((h for h in await search(query, hop_k, hop_filter(kept))
                         if h["score"] >= min_score), key=lambda h: -h["score"])  # usable_hits
         hits = merge_hops(hits, found, top_k, hop_k, hop)
         sources = [h for h in hits if h.get(HOP_KEY) == hop]
     return hits, queries
+
+
+def run_hops(question: str, hits: list[dict[str, Any]],
+             search: Callable[[str, int, dict[str, Any] | None], list[dict[str, Any]]],
+             **options: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    """`hop_sources` with a synchronous `search`, for the benchmark and the tests."""
+    import asyncio
+
+    async def searched(query: str, k: int, flt: dict[str, Any] | None) -> list[dict[str, Any]]:
+        return search(query, k, flt)
+
+    return asyncio.run(hop_sources(question, hits, searched, **options))
