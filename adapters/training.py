@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from serving.model_source import public_model_name, resolve_model_source
+from lorag_core.model_source import public_model_name, resolve_model_source
 
 IGNORE_INDEX = -100  # label value torch's cross entropy skips: prompt and padding
 ROLES = frozenset({"system", "user", "assistant"})

@@ -32,8 +32,8 @@ import httpx
 
 from loadtest.compare_vllm import add_workload_args, run_benchmark, summarize
 from loadtest.servers import running
+from lorag_core.model_source import resolve_model_source
 from serving.config import DEFAULT_CONFIG_PATH, dump_config, load_config, with_adapter_roots
-from serving.model_source import resolve_model_source
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -123,7 +123,7 @@ def load_tokenizer(source: str) -> Any:
     """The tokenizer of a model source (a builtin is prepared on first use)."""
     from transformers import AutoTokenizer
 
-    from serving.model_source import is_builtin, resolve_model_source
+    from lorag_core.model_source import is_builtin, resolve_model_source
 
     return AutoTokenizer.from_pretrained(resolve_model_source(source),
                                          local_files_only=is_builtin(source))

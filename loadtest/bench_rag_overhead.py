@@ -273,8 +273,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from vllm.tokenizers import get_tokenizer
 
+    from lorag_core.model_source import resolve_model_source
     from serving import rag
-    from serving.model_source import resolve_model_source
 
     cfg = bench_config(opts.type, opts.search_mode)
     route = cfg.route("rag")

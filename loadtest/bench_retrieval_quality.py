@@ -363,7 +363,7 @@ def load_embedders(grid: list[Setting], cache: Path | None, log=print
 
 
 def _default_cache() -> Path:
-    from serving.model_source import cache_dir
+    from lorag_core.model_source import cache_dir
 
     return cache_dir() / "bench-retrieval-quality"
 

@@ -25,9 +25,9 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 from loadtest.servers import running
+from lorag_core.model_source import resolve_model_source
 from serving.config import load_config
 from serving.engine_args import engine_cli_args
-from serving.model_source import resolve_model_source
 
 KEPT_METRICS = (
     "completed", "failed", "duration", "total_input_tokens", "total_output_tokens",

@@ -52,9 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
 def server_commands(config_path: str, route_name: str, lorag_port: int,
                     vllm_port: int) -> dict[str, list[str]]:
     """Both servers on the route's model, vLLM's with lorag's engine arguments."""
+    from lorag_core.model_source import resolve_model_source
     from serving.config import load_config
     from serving.engine_args import engine_cli_args
-    from serving.model_source import resolve_model_source
 
     cfg = load_config(config_path)
     route = cfg.route(route_name)

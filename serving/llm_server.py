@@ -21,12 +21,12 @@ from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack
 from typing import Any
 
-from serving.model_config import ModelConfig
+from lorag_core.model_source import resolve_model_source
 from serving.engine_args import engine_cli_args, has_cuda_device, parse_engine_args
 from serving.lora import AdapterSlots
 from serving.memory_plan import plan_memory
 from serving.metrics import route_prompt_seconds
-from serving.model_source import resolve_model_source
+from serving.model_config import ModelConfig
 from serving.streaming import coalesce
 
 logger = logging.getLogger(__name__)

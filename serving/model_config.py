@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from serving.strict import StrictModel as _Strict
+from lorag_core.strict import StrictModel as _Strict
 
 
 class DeploymentConfig(_Strict):
@@ -118,7 +118,7 @@ class ModelConfig(_Strict):
         "builtin model's own family, else default.")
 
     def resolved_prompt_family(self) -> str:
-        from serving.model_source import builtin_prompt_family
+        from lorag_core.model_source import builtin_prompt_family
 
         return self.prompt_family or builtin_prompt_family(self.source) or "default"
     engine: EngineConfig = Field(default_factory=EngineConfig)

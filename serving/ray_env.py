@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 import os
 
+from lorag_core.ports import free_port, port_free
 from serving.config import LoragConfig
-from serving.ports import free_port, port_free
 
 
 def haproxy_hard_stop_after_s(config: LoragConfig) -> str:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from serving.strict import StrictModel as _Strict
+from lorag_core.strict import StrictModel as _Strict
 
 
 class RerankSettings(_Strict):

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from loadtest.servers import running
+from lorag_core.ports import free_port
 from serving.config import dump_config, load_config, parse_config, with_adapter_roots
-from serving.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_S = float(os.environ.get("LORAG_TEST_STARTUP_TIMEOUT_S", "900"))

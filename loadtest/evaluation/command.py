@@ -56,7 +56,7 @@ def local_server(config: Path, log_path: Path):
     """`lorag serve` on a free port with a throw-away data directory; yields its URL."""
     from loadtest.evaluation.runner import EvalError
     from loadtest.servers import running
-    from serving.ports import free_port
+    from lorag_core.ports import free_port
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from serving.ports import free_port
+from lorag_core.ports import free_port
 
 ENGINE_AND_PROXY = ("EngineCore", "haproxy")
 

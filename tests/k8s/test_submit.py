@@ -19,11 +19,11 @@ import pytest
 import yaml
 from openai import OpenAI
 
+from lorag_core.ports import free_port
 from serving.auth import new_key
 from serving.config import load_config
 from serving.k8s import KubeSettings, StorageSettings, render
 from serving.k8s_serve import INDEX_STORE_RESOURCE, INDEX_STORE_SLOTS
-from serving.ports import free_port
 from tests.k8s.ray_cluster import LocalRayCluster
 from tests.k8s.schemas import ROOT
 

@@ -40,7 +40,7 @@ def test_floor_times_the_rag_routes_own_work_in_process(tmp_path):
     from vllm.tokenizers import get_tokenizer
 
     from loadtest.bench_rag_overhead import INDEX, bench_config, build_index, measure_floor
-    from serving.model_source import resolve_model_source
+    from lorag_core.model_source import resolve_model_source
 
     cfg = bench_config(index_type="flat")
     model = cfg.models[cfg.route("rag").model]

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from loadtest.servers import running
-from serving.model_source import BUILTINS
-from serving.ports import free_port
+from lorag_core.model_source import BUILTINS
+from lorag_core.ports import free_port
 from tests.conftest import ROOT, STARTUP_TIMEOUT_S
 
 FOUNDED = "When was Helix Verdant founded?"  # "founded on 14 March 2011" (company-overview)

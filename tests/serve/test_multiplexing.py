@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from lorag_core.ports import free_port
 from serving.lora import AdapterSlots
-from serving.ports import free_port
 from tests.serve.fakes import FakeLLMServerBase, start_local_ray
 
 pytestmark = pytest.mark.own_cluster  # see tests/conftest.py

@@ -15,9 +15,9 @@ import httpx
 import openai
 import pytest
 
+from lorag_core.ports import free_port
 from serving.auth import hash_key
 from serving.config import parse_config
-from serving.ports import free_port
 from tests.serve.fakes import FakeLLMServerBase, start_local_ray
 
 pytestmark = pytest.mark.own_cluster  # see tests/conftest.py

@@ -19,7 +19,7 @@ def make_lora(out: Path, *, seed: int = 0, zero: bool = False, rank: int = 8,
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from serving.model_source import public_model_name, resolve_model_source
+    from lorag_core.model_source import public_model_name, resolve_model_source
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(resolve_model_source(BASE),

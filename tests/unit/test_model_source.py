@@ -2,7 +2,7 @@
 
 import pytest
 
-from serving.model_source import builtin_path, prepare_builtin, resolve_model_source
+from lorag_core.model_source import builtin_path, prepare_builtin, resolve_model_source
 
 
 def test_hub_ids_and_paths_pass_through():
@@ -34,8 +34,8 @@ def test_prepared_folder_is_reused(monkeypatch, tmp_path):
 import hashlib  # noqa: E402
 import json  # noqa: E402
 
-from serving import model_source  # noqa: E402
-from serving.model_source import BUILTINS, SplitGGUFBuiltin, public_model_name  # noqa: E402
+from lorag_core import model_source  # noqa: E402
+from lorag_core.model_source import BUILTINS, SplitGGUFBuiltin, public_model_name  # noqa: E402
 
 
 @pytest.fixture

