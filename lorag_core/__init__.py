@@ -1,2 +1,3 @@
 """The bottom layer, shared by every other package: model sources, the strict config
-base and free ports. It imports no other lorag package (docs/architecture.md)."""
+base, free ports and the base of the domain errors. It imports no other lorag package
+(docs/architecture.md)."""

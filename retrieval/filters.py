@@ -5,7 +5,7 @@
     {"lang": {"$in": ["en", "de"]}}            membership: $in $nin
     {"doc_id": {"$in": ["a", "b"]}}            doc_id and title are fields too
 
-Several keys are ANDed. Anything else is a 400 naming the filter key.
+Several keys are ANDed. Anything else raises InvalidInputError naming the filter key.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from serving.errors import InvalidRequestError
+from retrieval.errors import InvalidInputError
 
 _FIELD_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$")
 _OPS = {"$eq": "=", "$ne": "!=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
@@ -21,9 +21,9 @@ _TOP_LEVEL = {"doc_id": "d.doc_id", "title": "d.title"}
 MAX_IN = 1000
 
 
-def _bad(message: str, key: str | None = None) -> InvalidRequestError:
-    return InvalidRequestError(message, param=f"filter.{key}" if key else "filter",
-                               code="invalid_filter")
+def _bad(message: str, key: str | None = None) -> InvalidInputError:
+    return InvalidInputError(message, param=f"filter.{key}" if key else "filter",
+                             code="invalid_filter")
 
 
 def _scalar(value: Any, key: str) -> Any:
@@ -35,7 +35,7 @@ def _scalar(value: Any, key: str) -> Any:
 
 
 def compile_filter(spec: Any) -> tuple[str, list[Any]]:
-    """(SQL condition, parameters); raises a 400 for a malformed filter."""
+    """(SQL condition, parameters); raises InvalidInputError for a malformed filter."""
     if spec is None or spec == {}:
         return "1=1", []
     if not isinstance(spec, dict):

@@ -39,13 +39,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from retrieval.chunker import Chunk, chunk_text, document_title, html_to_markdown
 from retrieval.embedder import Embedder
+from retrieval.errors import InvalidInputError
 from retrieval.filters import compile_filter
 from retrieval.lifecycle import document_status
 from retrieval.lexical import Fused, TermCounts, fts_match, query_terms, rrf, select_terms
 from retrieval.spec import IndexSpec, SearchSettings
 from retrieval.store import Change, DocumentStore, content_hash
 from retrieval.vector_index import VectorIndex
-from serving.errors import InvalidRequestError
 
 logger = logging.getLogger(__name__)
 
@@ -167,11 +167,11 @@ class KnowledgeBase:
 
     def validate(self, doc: Document) -> Document:
         if not _DOC_ID_RE.match(doc.doc_id) or not doc.doc_id.strip():
-            raise InvalidRequestError(
+            raise InvalidInputError(
                 "doc_id must be 1-256 characters without control characters or slashes.",
                 param="doc_id", code="invalid_value")
         if len(doc.text) > self.spec.max_document_chars:
-            raise InvalidRequestError(
+            raise InvalidInputError(
                 f"document {doc.doc_id!r} has {len(doc.text)} characters; the limit is "
                 f"{self.spec.max_document_chars}.", param="text", code="document_too_large")
         if doc.format == "html":
@@ -179,15 +179,15 @@ class KnowledgeBase:
             doc = doc.model_copy(update={"text": text, "title": doc.title or html_title,
                                          "format": "markdown"})
         if not doc.text.strip():
-            raise InvalidRequestError(f"document {doc.doc_id!r} is empty.", param="text",
-                                      code="empty_document")
+            raise InvalidInputError(f"document {doc.doc_id!r} is empty.", param="text",
+                                    code="empty_document")
         if not doc.title:  # a search hit or a source names its document: the first heading
             doc = doc.model_copy(update={"title": document_title(doc.text, doc.format)})
         try:
             json.dumps(doc.metadata)
         except (TypeError, ValueError):
-            raise InvalidRequestError("metadata must be JSON-serializable.",
-                                      param="metadata") from None
+            raise InvalidInputError("metadata must be JSON-serializable.",
+                                    param="metadata") from None
         if self.spec.detect_status and "status" not in doc.metadata:
             status = document_status(doc.text, doc.title, format=doc.format)
             if status is not None:
@@ -203,7 +203,7 @@ class KnowledgeBase:
         docs = [self.validate(d) for d in docs]
         ids = [d.doc_id for d in docs]
         if len(set(ids)) != len(ids):
-            raise InvalidRequestError("a batch names the same doc_id twice.", param="doc_id")
+            raise InvalidInputError("a batch names the same doc_id twice.", param="doc_id")
         count = self.embedder.count_tokens if self.spec.chunking.unit == "tokens" else None
         digests = {d.doc_id: content_hash(d.text, d.title, d.metadata) for d in docs}
         with self._lock:
@@ -270,10 +270,10 @@ class KnowledgeBase:
         """The `top_k` chunks most relevant to `query` among the documents passing
         `filter` and whose metadata.status is not in `exclude_status`."""
         if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= MAX_TOP_K:
-            raise InvalidRequestError(f"top_k must be an integer from 1 to {MAX_TOP_K}.",
-                                      param="top_k", code="invalid_value")
+            raise InvalidInputError(f"top_k must be an integer from 1 to {MAX_TOP_K}.",
+                                    param="top_k", code="invalid_value")
         if not isinstance(query, str) or not query.strip():
-            raise InvalidRequestError("query must be a non-empty string.", param="query")
+            raise InvalidInputError("query must be a non-empty string.", param="query")
         where, params = compile_filter(filter)
         settings = self.spec.search_settings()
         terms = query_terms(query) if settings.mode == "hybrid" else []

@@ -28,9 +28,9 @@ import uuid
 from pathlib import Path
 
 from retrieval.embedder import Embedder
+from retrieval.errors import IndexExistsError, IndexNotFoundError, InvalidInputError
 from retrieval.knowledge_base import KnowledgeBase
 from retrieval.spec import IndexSpec, SearchSettings
-from serving.errors import ConflictError, InvalidRequestError, NotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class IndexRegistry:
                 return self._configure_search(self.get(name), spec.search)
             try:
                 return self.create(name, spec)
-            except ConflictError:  # another replica created it first
+            except IndexExistsError:  # another replica created it first
                 return self._configure_search(self.get(name), spec.search)
 
     def _configure_search(self, kb: KnowledgeBase, search: SearchSettings | None
@@ -77,14 +77,14 @@ class IndexRegistry:
 
     def create(self, name: str, spec: IndexSpec) -> KnowledgeBase:
         if not _NAME_RE.match(name):
-            raise InvalidRequestError(
+            raise InvalidInputError(
                 "index name must be 1-64 letters, digits, '_' or '-', starting with a letter "
                 "or digit.", param="name", code="invalid_value")
         with self._lock:
             path = self.root / name
             if (path / "index.json").exists():
-                raise ConflictError(f"index {name!r} already exists.", param="name",
-                                    code="index_exists")
+                raise IndexExistsError(f"index {name!r} already exists.", param="name",
+                                       code="index_exists")
             embedder = self.embedder(spec.embedder)  # fails before anything is written
             spec = spec.model_copy(update={"search": spec.search_settings(),
                                            "embed_headings": spec.embed_headings is not False})
@@ -104,8 +104,8 @@ class IndexRegistry:
                 stale = self._indexes.pop(name, None)
                 if stale is not None:
                     stale.close()
-                raise NotFoundError(f"index {name!r} does not exist.", param="index",
-                                    code="index_not_found")
+                raise IndexNotFoundError(f"index {name!r} does not exist.", param="index",
+                                         code="index_not_found")
             saved = json.loads(spec_file.read_text())
             if name in self._indexes and self._uids.get(name) != saved["uid"]:
                 self._indexes.pop(name).close()  # deleted and re-created by another replica

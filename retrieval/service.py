@@ -1,8 +1,8 @@
 """What a retriever replica does: index admin, ingestion, search and embeddings.
 
-`RetrieverService` is a plain object (unit-testable without Ray); the Ray Serve
-deployment in `serving.ingress` wraps it. Blocking work (embedding, FAISS,
-SQLite) runs in worker threads so the replica keeps answering health checks.
+`RetrieverService` is a plain object (unit-testable without Ray) that a retriever
+replica holds. Blocking work (embedding, FAISS, SQLite) runs in worker threads so the
+replica keeps answering health checks.
 
 Replicas share `data_dir` (one persistent volume): every write is committed to
 the index's SQLite store before it is acknowledged, and every replica applies
@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 
 from retrieval.embedder import Embedder
+from retrieval.errors import (InvalidInputError, RerankerUnavailableError,
+                              UnknownEmbeddingModelError)
 from retrieval.knowledge_base import Document
 from retrieval.registry import IndexRegistry
 from retrieval.spec import IndexSpec
-from serving.errors import (InvalidRequestError, ModelNotFoundError,
-                            ServiceUnavailableError)
 
 logger = logging.getLogger(__name__)
 
@@ -116,8 +116,8 @@ class RetrieverService:
         from retrieval.reranker import keep_reranked
 
         if model not in self._rerankers:  # a replica started with another config
-            raise ServiceUnavailableError(f"this retriever replica has no rerank model "
-                                          f"{model!r} loaded; retry", retry_after=5)
+            raise RerankerUnavailableError(f"this retriever replica has no rerank model "
+                                           f"{model!r} loaded; retry", retry_after=5)
         scores = await asyncio.to_thread(self._rerankers[model].score, query,
                                          [h["text"] for h in hits])
         return keep_reranked(hits, scores, top_k)
@@ -126,10 +126,10 @@ class RetrieverService:
 
     async def embed(self, model: str, texts: list[str], encoding_format: str) -> dict[str, Any]:
         if model not in self.embedding_models:
-            raise ModelNotFoundError(model, sorted(self.embedding_models))
+            raise UnknownEmbeddingModelError(model, sorted(self.embedding_models))
         if not texts or len(texts) > MAX_EMBED_INPUTS or not all(
                 isinstance(t, str) and t for t in texts):
-            raise InvalidRequestError(
+            raise InvalidInputError(
                 f"input must be a non-empty string or a list of 1 to {MAX_EMBED_INPUTS} "
                 "non-empty strings.", param="input", code="invalid_value")
         embedder = self.registry.embedder(self.embedding_models[model])

@@ -3,6 +3,9 @@
 Clients always get ``{"error": {"message", "type", "param", "code"}}`` with the
 right HTTP status. Messages never carry a stack trace or a server path; a 500
 carries the request id so that the log line can be found.
+
+The domain packages (retrieval, adapters) raise `lorag_core.errors.DomainError`s, which
+know nothing of HTTP; `from_domain_error` maps each kind to its status and type here.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import logging
 import re
 from http import HTTPStatus
 from typing import Any
+
+from lorag_core.errors import DomainError, ErrorKind, model_not_found_message
 
 logger = logging.getLogger(__name__)
 
@@ -95,11 +100,25 @@ class GatewayTimeoutError(LoragError):
 
 class ModelNotFoundError(NotFoundError):
     def __init__(self, model: str, known: list[str]):
-        super().__init__(
-            f"The model `{model}` does not exist. Available models: {', '.join(known)}.",
-            param="model",
-            code="model_not_found",
-        )
+        super().__init__(model_not_found_message(model, known), param="model",
+                         code="model_not_found")
+
+
+_BY_KIND: dict[ErrorKind, type[LoragError]] = {
+    ErrorKind.INVALID: InvalidRequestError,        # 400
+    ErrorKind.NOT_FOUND: NotFoundError,            # 404
+    ErrorKind.CONFLICT: ConflictError,             # 409
+    ErrorKind.UNAVAILABLE: ServiceUnavailableError,  # 503, Retry-After when the error has one
+}
+
+
+def from_domain_error(err: DomainError) -> LoragError:
+    """A domain package's error as the client sees it: its kind picks the status and
+    OpenAI type; message, param and code pass through unchanged."""
+    exc = _BY_KIND[err.kind](err.message, param=err.param, code=err.code)
+    if err.retry_after is not None:
+        exc.headers["Retry-After"] = str(err.retry_after)
+    return exc
 
 
 def error_body(
@@ -162,6 +181,8 @@ def from_internal_error(exc: BaseException) -> LoragError | None:
     errors (a bug: 500)."""
     if isinstance(exc, LoragError):
         return exc
+    if isinstance(exc, DomainError):
+        return from_domain_error(exc)
     if isinstance(exc, (TimeoutError,)):
         return GatewayTimeoutError("The request timed out waiting for the model; retry later.",
                                    code="timeout")
@@ -190,8 +211,11 @@ def from_internal_error(exc: BaseException) -> LoragError | None:
     return None
 
 
-def error_to_wire(err: LoragError) -> dict[str, Any]:
-    """A typed error as plain data, to cross a Ray deployment boundary intact."""
+def error_to_wire(err: LoragError | DomainError) -> dict[str, Any]:
+    """A typed error as plain data, to cross a Ray deployment boundary intact (a domain
+    error as the client will see it)."""
+    if isinstance(err, DomainError):
+        err = from_domain_error(err)
     return {"status": int(err.status), "type": err.type, "message": err.message,
             "param": err.param, "code": err.code, "headers": err.headers}
 
@@ -252,6 +276,10 @@ def register_exception_handlers(app: Any) -> None:
     @app.exception_handler(LoragError)
     async def _lorag(_request, exc: LoragError):
         return JSONResponse(exc.to_body(), status_code=int(exc.status), headers=exc.headers)
+
+    @app.exception_handler(DomainError)
+    async def _domain(request, exc: DomainError):
+        return await _lorag(request, from_domain_error(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request, exc: RequestValidationError):

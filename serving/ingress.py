@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from ray import serve
 
+from lorag_core.errors import DomainError
 from serving.adapters_api import AdaptersAPI, LoadAdapterRequest
 from serving.api import OpenAIService
 from serving.auth import Access, KeyStore, RateLimiterDeployment
@@ -272,7 +273,7 @@ class RetrieverDeployment:
             raise ValueError(f"unknown retriever method {method}")
         try:
             return {"result": await getattr(self.service, method)(*args)}
-        except LoragError as err:
+        except DomainError as err:
             return {"error": error_to_wire(err)}
         except ValidationError as err:
             return {"error": error_to_wire(from_pydantic_error(err))}
@@ -302,7 +303,7 @@ class AdapterRegistryDeployment:
             raise ValueError(f"unknown registry method {method}")
         try:
             return {"result": await getattr(self.service, method)(*args, **kwargs)}
-        except LoragError as err:
+        except (LoragError, DomainError) as err:
             return {"error": error_to_wire(err)}
 
 

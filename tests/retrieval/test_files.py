@@ -6,11 +6,12 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
+from lorag_core.errors import DomainError
 from retrieval.files import FORMATS, DocumentFileError, find_files, named_document
 from retrieval.knowledge_base import Document
 from retrieval.spec import IndexSpec
 from serving.config import load_config
-from serving.errors import LoragError, error_to_wire, register_exception_handlers
+from serving.errors import error_to_wire, register_exception_handlers
 from serving.retrieval_api import RetrievalAPI
 
 from .test_chunker import GIT_ADD, GIT_ADD_SECTIONS, RST
@@ -84,7 +85,7 @@ class _Retriever:
         try:
             kb = self.registry.get(name)
             return {"result": kb.add_documents([Document.model_validate(d) for d in docs])}
-        except LoragError as err:
+        except DomainError as err:
             return {"error": error_to_wire(err)}
 
 

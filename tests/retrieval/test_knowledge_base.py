@@ -5,10 +5,11 @@ import json
 import numpy as np
 import pytest
 
+from retrieval.errors import IndexExistsError, IndexNotFoundError, InvalidInputError
 from retrieval.knowledge_base import Document
-from retrieval.registry import ConflictError, IndexRegistry
+from retrieval.registry import IndexRegistry
 from retrieval.spec import IndexSpec
-from serving.errors import InvalidRequestError, NotFoundError
+from serving.errors import from_domain_error
 
 ZEBRA = "The zebra named Quill lives in the Lantern Valley and eats blue grass."
 OTTER = "The otter named Fenwick runs the ferry across the Copper River every morning."
@@ -49,7 +50,7 @@ def test_metadata_filters(registry):
     assert kb.search("animal", 5, {"team": "none"}) == []
     for bad in ([1], {"team": {"$regex": "a"}}, {"team": [1]}, {"bad key!": 1},
                 {"year": {"$in": []}}):
-        with pytest.raises(InvalidRequestError):
+        with pytest.raises(InvalidInputError):
             kb.search("animal", 5, bad)
 
 
@@ -59,12 +60,12 @@ def test_bad_documents_change_nothing(registry):
     before = kb.stats()
     for batch in ([doc("e", "   ")], [doc("big", "x" * 1001)], [doc("a/b", "text")],
                   [doc("ok", OTTER), doc("ok", OTTER)], [doc("ok", OTTER), doc("", "t")]):
-        with pytest.raises(Exception) as info:
+        with pytest.raises(InvalidInputError) as info:
             kb.add_documents(batch)
-        assert getattr(info.value, "status", 0) in (400, 413)
+        assert from_domain_error(info.value).status in (400, 413)
     assert kb.stats() == before
     for top_k in (0, 101, "3"):
-        with pytest.raises(InvalidRequestError):
+        with pytest.raises(InvalidInputError):
             kb.search("zebra", top_k)
 
 
@@ -104,17 +105,17 @@ def test_two_replicas_sharing_the_store_stay_consistent(tmp_path, embedder):
     assert [h["doc_id"] for h in a.get("kb").search("animal", 5)] == ["o"]
     assert [h["doc_id"] for h in kb_b.search("animal", 5)] == ["o"]
     a.delete("kb")
-    with pytest.raises(NotFoundError):
+    with pytest.raises(IndexNotFoundError):
         b.get("kb")
 
 
 def test_registry_errors(registry):
     registry.create("kb", IndexSpec())
-    with pytest.raises(ConflictError):
+    with pytest.raises(IndexExistsError):
         registry.create("kb", IndexSpec())
-    with pytest.raises(NotFoundError):
+    with pytest.raises(IndexNotFoundError):
         registry.get("missing")
-    with pytest.raises(InvalidRequestError):
+    with pytest.raises(InvalidInputError):
         registry.create("../etc", IndexSpec())
     assert registry.names() == ["kb"]
 

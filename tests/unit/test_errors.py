@@ -6,11 +6,16 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from lorag_core.errors import DomainError, ErrorKind
+from retrieval import errors as retrieval_errors
 from serving.errors import (
     InvalidRequestError,
     LoragError,
     ModelNotFoundError,
     error_body,
+    error_from_wire,
+    error_to_wire,
+    from_domain_error,
     from_vllm_error,
     pydantic_param,
     register_exception_handlers,
@@ -187,3 +192,65 @@ def test_handlers_answer_in_openai_shape_and_hide_internals():
     assert r.status_code == 404 and set(r.json()["error"]) == SHAPE
     r = client.post("/lorag")
     assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+
+
+# What a client saw for each retrieval failure before the domain packages had their own
+# errors: (status, type, param, code, Retry-After).
+DOMAIN_ERRORS = [
+    (retrieval_errors.InvalidInputError("top_k must be ...", param="top_k",
+                                        code="invalid_value"),
+     (400, "invalid_request_error", "top_k", "invalid_value", None)),
+    (retrieval_errors.IndexNotFoundError("index 'x' does not exist.", param="index",
+                                         code="index_not_found"),
+     (404, "invalid_request_error", "index", "index_not_found", None)),
+    (retrieval_errors.IndexExistsError("index 'x' already exists.", param="name",
+                                       code="index_exists"),
+     (409, "invalid_request_error", "name", "index_exists", None)),
+    (retrieval_errors.UnknownEmbeddingModelError("gpt-9", ["minilm"]),
+     (404, "invalid_request_error", "model", "model_not_found", None)),
+    (retrieval_errors.RerankerUnavailableError("no rerank model 'ql' loaded; retry",
+                                               retry_after=5),
+     (503, "server_error", None, None, "5")),
+]
+
+
+@pytest.mark.parametrize("err, seen", DOMAIN_ERRORS)
+def test_domain_errors_map_to_the_statuses_clients_saw(err, seen):
+    mapped = from_domain_error(err)
+    assert (mapped.status, mapped.type, mapped.param, mapped.code,
+            mapped.headers.get("Retry-After")) == seen
+    assert mapped.message == err.message
+    wire = error_to_wire(err)  # what a retriever or registry replica sends to the ingress
+    assert error_from_wire(wire).to_body() == mapped.to_body()
+
+
+def test_embedding_model_not_found_reads_as_the_chat_one():
+    assert (retrieval_errors.UnknownEmbeddingModelError("gpt-9", ["base", "rag"]).message
+            == ModelNotFoundError("gpt-9", ["base", "rag"]).message)
+
+
+def test_every_domain_error_has_a_kind_the_edge_maps():
+    def concrete(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from concrete(sub)
+
+    classes = [c for c in concrete(DomainError) if "kind" in vars(c) or c.__subclasses__() == []]
+    assert classes
+    for cls in classes:
+        assert isinstance(getattr(cls, "kind", None), ErrorKind), cls
+
+
+def test_a_domain_error_escaping_a_handler_is_openai_json():
+    app = FastAPI()
+    register_exception_handlers(app)
+
+    @app.get("/search")
+    async def search():
+        raise retrieval_errors.RerankerUnavailableError("no rerank model; retry",
+                                                        retry_after=5)
+
+    r = TestClient(app, raise_server_exceptions=False).get("/search")
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+    assert r.json() == {"error": {"message": "no rerank model; retry", "type": "server_error",
+                                  "param": None, "code": None}}

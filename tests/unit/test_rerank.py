@@ -10,11 +10,11 @@ import pytest
 from pydantic import ValidationError
 
 from retrieval import reranker
+from retrieval.errors import RerankerUnavailableError
 from retrieval.service import RetrieverService
 from serving import rag
 from serving.api import OpenAIService
 from serving.config import ConfigError, load_config, parse_config
-from serving.errors import ServiceUnavailableError
 from serving.route_settings import RetrievalSettings
 from tests.support.ingress import FakeLLM, chat
 
@@ -99,7 +99,7 @@ def test_the_retriever_keeps_the_hits_the_model_scores_best(tmp_path):
     kept = asyncio.run(service.rerank("ql", "which?", HITS, 2))
     assert [h["chunk_id"] for h in kept] == ["d#0", "d#2"]  # d#0 beats the other losers
     assert service._rerankers["ql"].calls == [("which?", [h["text"] for h in HITS])]
-    with pytest.raises(ServiceUnavailableError, match="no rerank model 'other'"):
+    with pytest.raises(RerankerUnavailableError, match="no rerank model 'other'"):
         asyncio.run(service.rerank("other", "which?", HITS, 2))
 
 

@@ -1,0 +1,42 @@
+"""The errors retrieval raises, in terms of indexes, documents and queries; each sets
+its `kind` (lorag_core.errors.ErrorKind)."""
+
+from __future__ import annotations
+
+from lorag_core.errors import DomainError, ErrorKind, model_not_found_message
+
+__all__ = ["RetrievalError", "InvalidInputError", "IndexNotFoundError", "IndexExistsError",
+           "UnknownEmbeddingModelError", "RerankerUnavailableError"]
+
+
+class RetrievalError(DomainError):
+    """Base of retrieval's errors."""
+
+
+class InvalidInputError(RetrievalError):
+    """A malformed index name, document, query, filter or embedding input."""
+
+    kind = ErrorKind.INVALID
+
+
+class IndexNotFoundError(RetrievalError):
+    kind = ErrorKind.NOT_FOUND
+
+
+class IndexExistsError(RetrievalError):
+    kind = ErrorKind.CONFLICT
+
+
+class UnknownEmbeddingModelError(RetrievalError):
+    kind = ErrorKind.NOT_FOUND
+
+    def __init__(self, model: str, known: list[str]):
+        super().__init__(model_not_found_message(model, known), param="model",
+                         code="model_not_found")
+
+
+class RerankerUnavailableError(RetrievalError):
+    """This replica does not hold the rerank model asked for (it started with another
+    config); another replica may."""
+
+    kind = ErrorKind.UNAVAILABLE
