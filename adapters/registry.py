@@ -25,9 +25,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from adapters.errors import AdapterNotFoundError, InvalidInputError
 from adapters.sources import SourceResolver
 from adapters.validation import AdapterLimits, validate_adapter
-from serving.errors import InvalidRequestError, NotFoundError
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -78,10 +78,10 @@ class AdapterRegistry:
                  version: str | None = None, activate: bool = True) -> AdapterVersion:
         """Fetch, validate and record a version; `activate=False` leaves the active one."""
         if not isinstance(name, str) or not _NAME_RE.match(name):
-            raise InvalidRequestError("adapter name must be 1-64 letters, digits, '.', '_' or "
-                                      "'-'.", param="name", code="invalid_value")
+            raise InvalidInputError("adapter name must be 1-64 letters, digits, '.', '_' or "
+                                    "'-'.", param="name", code="invalid_value")
         if version is not None and not _NAME_RE.match(str(version)):
-            raise InvalidRequestError("invalid version label.", param="version")
+            raise InvalidInputError("invalid version label.", param="version")
         staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.store))
         try:
             self.resolver.fetch(source, staging)
@@ -96,9 +96,9 @@ class AdapterRegistry:
                         return AdapterVersion(**v)
                 label = str(version or len(entry["versions"]) + 1)
                 if any(v["version"] == label for v in entry["versions"]):
-                    raise InvalidRequestError(f"version {label!r} of {name!r} exists with "
-                                              "other content.", param="version",
-                                              code="version_exists")
+                    raise InvalidInputError(f"version {label!r} of {name!r} exists with "
+                                            "other content.", param="version",
+                                            code="version_exists")
                 final = self.store / name / info.content_hash[:16]
                 final.parent.mkdir(parents=True, exist_ok=True)
                 if not final.exists():
@@ -121,8 +121,8 @@ class AdapterRegistry:
     def active(self, name: str) -> AdapterVersion:
         found = self.active_or_none(name)
         if found is None:
-            raise NotFoundError(f"adapter {name!r} is not loaded.", param=None,
-                                code="adapter_not_found")
+            raise AdapterNotFoundError(f"adapter {name!r} is not loaded.", param=None,
+                                       code="adapter_not_found")
         return found
 
     def activate(self, name: str, version: str) -> AdapterVersion:
@@ -133,8 +133,8 @@ class AdapterRegistry:
                     entry["active"] = version
                     self._write()
                     return AdapterVersion(**v)
-            raise NotFoundError(f"adapter {name!r} has no version {version!r}.",
-                                param="version", code="adapter_not_found")
+            raise AdapterNotFoundError(f"adapter {name!r} has no version {version!r}.",
+                                       param="version", code="adapter_not_found")
 
     def discard(self, name: str, version: str) -> None:
         """Forget a version that never became active (its engine load failed)."""

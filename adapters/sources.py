@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
+from adapters.errors import InvalidInputError, SourceUnavailableError
 from adapters.validation import inside_roots
-from serving.errors import InvalidRequestError, ServiceUnavailableError
 
 
 class AdapterSource(Protocol):
@@ -34,8 +34,8 @@ class LocalSource:
         path = uri.removeprefix("file://")
         real = inside_roots(path, self.roots)
         if not real.is_dir():
-            raise InvalidRequestError("adapter folder not found.", param="source",
-                                      code="adapter_not_found")
+            raise InvalidInputError("adapter folder not found.", param="source",
+                                    code="adapter_not_found")
         shutil.copytree(real, dest, dirs_exist_ok=True, symlinks=False)
 
 
@@ -43,15 +43,15 @@ class HubSource:
     def fetch(self, uri: str, dest: Path) -> None:
         repo, _, revision = uri.removeprefix("hf://").partition("@")
         if repo.count("/") != 1:
-            raise InvalidRequestError("hub sources look like hf://org/name[@revision].",
-                                      param="source", code="invalid_source")
+            raise InvalidInputError("hub sources look like hf://org/name[@revision].",
+                                    param="source", code="invalid_source")
         from huggingface_hub import snapshot_download
         from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
         try:
             snapshot_download(repo, revision=revision or None, local_dir=dest)
         except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
-            raise ServiceUnavailableError(
+            raise SourceUnavailableError(
                 f"could not download {repo} from the Hugging Face hub: "
                 f"{type(err).__name__}") from None
 
@@ -67,13 +67,13 @@ class FsspecSource:
         try:
             fs, root = fsspec.core.url_to_fs(uri, **self.storage_options.get(scheme, {}))
         except (ImportError, ValueError) as err:
-            raise InvalidRequestError(f"cannot open {scheme}:// sources here: {err}",
-                                      param="source", code="unsupported_source") from None
+            raise InvalidInputError(f"cannot open {scheme}:// sources here: {err}",
+                                    param="source", code="unsupported_source") from None
         try:
             files = [f for f in fs.find(root) if not f.endswith("/")]
             if not files:
-                raise InvalidRequestError("no adapter files at that location.",
-                                          param="source", code="adapter_not_found")
+                raise InvalidInputError("no adapter files at that location.",
+                                        param="source", code="adapter_not_found")
             for f in files:
                 rel = f[len(root.rstrip("/")) + 1:]
                 if not rel or ".." in Path(rel).parts:
@@ -82,12 +82,12 @@ class FsspecSource:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 fs.get_file(f, str(target))
         except (OSError, PermissionError) as err:
-            raise ServiceUnavailableError(
+            raise SourceUnavailableError(
                 f"could not read the adapter from {scheme}://: {type(err).__name__}") from None
 
 
 class SourceResolver:
-    """Picks the strategy by URI scheme; an unknown scheme is a 400."""
+    """Picks the strategy by URI scheme; an unknown scheme is an InvalidInputError."""
 
     OBJECT_STORES = ("s3", "gs", "az", "memory")
 
@@ -101,11 +101,11 @@ class SourceResolver:
 
     def fetch(self, uri: str, dest: Path) -> None:
         if not isinstance(uri, str) or not uri:
-            raise InvalidRequestError("source must be a non-empty string.", param="source")
+            raise InvalidInputError("source must be a non-empty string.", param="source")
         scheme = urlparse(uri).scheme or "file"
         if scheme not in self.allowed:
             known = ", ".join(f"{s}://" if s != "file" else "a local path" for s in self.allowed)
-            raise InvalidRequestError(
+            raise InvalidInputError(
                 f"source scheme {scheme!r} is not accepted here; use {known}.",
                 param="source", code="unsupported_source")
         if scheme == "file":
@@ -114,5 +114,5 @@ class SourceResolver:
             return self.hub.fetch(uri, dest)
         if scheme in self.OBJECT_STORES:
             return self.objects.fetch(uri, dest)
-        raise InvalidRequestError(f"unknown source scheme {scheme!r}.", param="source",
-                                  code="unsupported_source")
+        raise InvalidInputError(f"unknown source scheme {scheme!r}.", param="source",
+                                code="unsupported_source")

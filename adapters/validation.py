@@ -3,7 +3,7 @@
 Checks: `adapter_config.json` present and valid JSON, `peft_type` LORA, the
 base model it was trained on matches the serving model, rank at most the
 engine's `max_lora_rank`, target modules the engine supports, weights present,
-total size under a limit. Every failure is a 400 naming what is wrong.
+total size under a limit. Every failure is an InvalidInputError naming what is wrong.
 
 Example::
 
@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from serving.errors import InvalidRequestError
+from adapters.errors import InvalidInputError
 
 WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 # Linear layers vLLM can put a LoRA on in Llama-family models (q/k/v are packed
@@ -49,8 +49,8 @@ class AdapterInfo:
     files: tuple[str, ...] = field(default=())
 
 
-def _bad(message: str, code: str) -> InvalidRequestError:
-    return InvalidRequestError(message, param="source", code=code)
+def _bad(message: str, code: str) -> InvalidInputError:
+    return InvalidInputError(message, param="source", code=code)
 
 
 def normalize_model_name(name: str) -> str:
@@ -126,5 +126,5 @@ def inside_roots(path: str, roots: list[Path]) -> Path:
         root_real = os.path.realpath(root)
         if os.path.commonpath([root_real, str(real)]) == root_real:
             return real
-    raise InvalidRequestError("adapter path is outside the allowed adapter roots.",
-                              param="source", code="path_not_allowed")
+    raise InvalidInputError("adapter path is outside the allowed adapter roots.",
+                            param="source", code="path_not_allowed")

@@ -18,12 +18,12 @@ import asyncio
 import base64
 import functools
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lorag_core.data_dir import default_data_dir
 from retrieval.embedder import Embedder
 from retrieval.errors import (InvalidInputError, RerankerUnavailableError,
                               UnknownEmbeddingModelError)
@@ -33,12 +33,7 @@ from retrieval.spec import IndexSpec
 
 logger = logging.getLogger(__name__)
 
-DATA_DIR_ENV = "LORAG_DATA_DIR"
 MAX_EMBED_INPUTS = 2048
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get(DATA_DIR_ENV) or Path.home() / ".local" / "share" / "lorag")
 
 
 class RetrieverService:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from adapters.service import AdapterSettings, BaseModelInfo, pick_base_model
 from lorag_core.strict import StrictModel as _Strict
 from retrieval.reranker import DEFAULT_RERANKER
 from retrieval.spec import DEFAULT_EMBEDDER, IndexSpec
@@ -296,17 +297,26 @@ class LoragConfig(_Strict):
 
     def adapter_base(self, where: str, base_model: str | None) -> str:
         """The model key an adapter runs on; ValueError naming `where` if unusable."""
-        if base_model is None:
-            if len(self.models) != 1:
-                raise ValueError(f"adapters.{where}.base_model: required when several "
-                                 "models are served")
-            base_model = next(iter(self.models))
-        if base_model not in self.models:
-            raise ValueError(f"adapters.{where}.base_model: unknown model {base_model!r}")
-        if not self.models[base_model].engine.enable_lora:
-            raise ValueError(f"adapters.{where}.base_model: model {base_model!r} has "
-                             "engine.enable_lora false")
-        return base_model
+        try:
+            return pick_base_model(base_model, {key: m.engine.enable_lora
+                                                for key, m in self.models.items()})
+        except ValueError as err:
+            raise ValueError(f"adapters.{where}.base_model: {err}") from None
+
+    def adapter_settings(self) -> AdapterSettings:
+        """What the adapter registry's service needs from this config."""
+        store = self.adapter_store
+        return AdapterSettings(
+            models={key: BaseModelInfo(source=m.source, max_lora_rank=m.engine.max_lora_rank,
+                                       enable_lora=m.engine.enable_lora)
+                    for key, m in self.models.items()},
+            data_dir=store.data_dir or self.retrieval.data_dir,
+            local_roots=tuple(store.local_roots),
+            storage_options=store.storage_options,
+            allowed_schemes=tuple(store.allowed_schemes),
+            max_adapter_bytes=store.max_adapter_bytes,
+            preload={name: (spec.source, spec.base_model) for name, spec in self.adapters.items()},
+            reserved_names=frozenset(self.reserved_names()))
 
     def rerank_models_used(self) -> dict[str, str]:
         """The rerank models some route uses: name -> source."""

@@ -292,7 +292,7 @@ class AdapterRegistryDeployment:
     async def __init__(self, config: dict[str, Any]):
         from adapters.service import AdapterService
 
-        self.service = AdapterService(LoragConfig.model_validate(config))
+        self.service = AdapterService(LoragConfig.model_validate(config).adapter_settings())
         await self.service.start()
 
     async def ping(self) -> bool:
@@ -303,7 +303,7 @@ class AdapterRegistryDeployment:
             raise ValueError(f"unknown registry method {method}")
         try:
             return {"result": await getattr(self.service, method)(*args, **kwargs)}
-        except (LoragError, DomainError) as err:
+        except DomainError as err:
             return {"error": error_to_wire(err)}
 
 

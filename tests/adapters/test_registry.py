@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from adapters.errors import AdapterNotFoundError, InvalidInputError, SourceUnavailableError
 from adapters.registry import AdapterRegistry
 from adapters.sources import SourceResolver
 from adapters.validation import AdapterLimits, normalize_model_name, validate_adapter
-from serving.errors import InvalidRequestError, NotFoundError
+from serving.errors import from_domain_error
 
 LIMITS = AdapterLimits(base_models={"builtin:smollm2-135m-instruct",
                                     "HuggingFaceTB/SmolLM2-135M-Instruct"}, max_lora_rank=16)
@@ -39,18 +40,18 @@ def test_valid_adapter(tmp_path):
     ({"weights": None}, "invalid_adapter"),
 ])
 def test_invalid_adapters_are_400_with_a_reason(tmp_path, kwargs, code):
-    with pytest.raises(InvalidRequestError) as info:
+    with pytest.raises(InvalidInputError) as info:
         validate_adapter(make_adapter(tmp_path / "a", **kwargs), LIMITS)
     assert info.value.code == code and info.value.param == "source"
 
 
 def test_missing_or_malformed_config(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(InvalidRequestError, match="adapter_config.json is missing"):
+    with pytest.raises(InvalidInputError, match="adapter_config.json is missing"):
         validate_adapter(tmp_path / "empty", LIMITS)
     bad = make_adapter(tmp_path / "bad")
     (bad / "adapter_config.json").write_text("{not json")
-    with pytest.raises(InvalidRequestError, match="not valid JSON"):
+    with pytest.raises(InvalidInputError, match="not valid JSON"):
         validate_adapter(bad, LIMITS)
 
 
@@ -89,22 +90,22 @@ def test_registry_persists(registry, tmp_path):
     again = AdapterRegistry(tmp_path / "data", SourceResolver([tmp_path / "allowed"]))
     assert again.active("fmt").version == "1"
     again.unregister("fmt")
-    with pytest.raises(NotFoundError):
+    with pytest.raises(AdapterNotFoundError):
         AdapterRegistry(tmp_path / "data", SourceResolver([])).active("fmt")
 
 
 def test_bad_sources(registry, tmp_path):
     make_adapter(tmp_path / "outside")
-    with pytest.raises(InvalidRequestError) as info:
+    with pytest.raises(InvalidInputError) as info:
         reg(registry, "x", str(tmp_path / "allowed" / ".." / "outside"))
     assert info.value.code == "path_not_allowed"
-    with pytest.raises(InvalidRequestError) as info:
+    with pytest.raises(InvalidInputError) as info:
         reg(registry, "x", "../../etc")
     assert info.value.code == "path_not_allowed"
-    with pytest.raises(InvalidRequestError) as info:
+    with pytest.raises(InvalidInputError) as info:
         reg(registry, "x", "ftp://host/adapter")
     assert info.value.code == "unsupported_source"
-    with pytest.raises(InvalidRequestError) as info:
+    with pytest.raises(InvalidInputError) as info:
         reg(registry, "bad name!", str(tmp_path / "allowed"))
     assert info.value.param == "name"
     assert registry.list() == []
@@ -136,10 +137,30 @@ def test_inactive_registration_then_activate_or_discard(registry, tmp_path):
 
 
 def test_hub_source_without_a_hub_is_a_clear_503(registry, monkeypatch):
-    from serving.errors import ServiceUnavailableError
-
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ServiceUnavailableError, match="Hugging Face hub"):
+    with pytest.raises(SourceUnavailableError, match="Hugging Face hub") as info:
         reg(registry, "hub", "hf://org/some-adapter")
-    with pytest.raises(InvalidRequestError, match="hf://org/name"):
+    assert from_domain_error(info.value).status == 503
+    with pytest.raises(InvalidInputError, match="hf://org/name"):
         reg(registry, "hub", "hf://not-a-repo-id")
+
+
+async def test_the_service_takes_what_it_needs_from_the_config(tmp_path):
+    from dataclasses import replace
+
+    from adapters.service import AdapterService
+    from serving.config import load_config
+
+    cfg = load_config(None)
+    settings = cfg.adapter_settings()
+    assert set(settings.models) == set(cfg.models)
+    assert set(settings.preload) == set(cfg.adapters)
+    assert "rag" in settings.reserved_names
+    service = AdapterService(replace(settings, data_dir=str(tmp_path), preload={}))
+    with pytest.raises(InvalidInputError) as info:
+        await service.register("rag", "/nowhere")
+    assert (info.value.param, info.value.code) == ("name", "name_conflict")
+    with pytest.raises(InvalidInputError) as info:
+        await service.register("fresh", "/nowhere", base_model="nope")
+    assert (info.value.message, info.value.param, info.value.code) == (
+        "unknown model 'nope'", "base_model", "invalid_value")

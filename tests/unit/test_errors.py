@@ -6,6 +6,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from adapters import errors as adapter_errors
 from lorag_core.errors import DomainError, ErrorKind
 from retrieval import errors as retrieval_errors
 from serving.errors import (
@@ -194,8 +195,8 @@ def test_handlers_answer_in_openai_shape_and_hide_internals():
     assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
 
 
-# What a client saw for each retrieval failure before the domain packages had their own
-# errors: (status, type, param, code, Retry-After).
+# What a client saw for each retrieval and adapter failure before the domain packages had
+# their own errors: (status, type, param, code, Retry-After).
 DOMAIN_ERRORS = [
     (retrieval_errors.InvalidInputError("top_k must be ...", param="top_k",
                                         code="invalid_value"),
@@ -211,6 +212,15 @@ DOMAIN_ERRORS = [
     (retrieval_errors.RerankerUnavailableError("no rerank model 'ql' loaded; retry",
                                                retry_after=5),
      (503, "server_error", None, None, "5")),
+    (adapter_errors.InvalidInputError("adapter rank 64 exceeds ...", param="source",
+                                      code="invalid_adapter"),
+     (400, "invalid_request_error", "source", "invalid_adapter", None)),
+    (adapter_errors.AdapterNotFoundError("adapter 'x' is not loaded.",
+                                         code="adapter_not_found"),
+     (404, "invalid_request_error", None, "adapter_not_found", None)),
+    (adapter_errors.SourceUnavailableError("could not download org/x from the Hugging Face "
+                                           "hub: OSError"),
+     (503, "server_error", None, None, None)),
 ]
 
 
