@@ -20,7 +20,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from serving import multihop, rag
-from serving.config import LoragConfig, RouteConfig
+from serving.config import LoragConfig, RouteConfig, llm_deployment_name
 from serving.errors import (
     REQUEST_ID_HEADER,
     InvalidRequestError,
@@ -377,8 +377,6 @@ class OpenAIService:
 
     def route_info(self, route: RouteConfig) -> dict[str, Any]:
         """What a route combines: base model, adapter, retrieval, and the deployment."""
-        from serving.app import llm_deployment_name
-
         return {
             "kind": "route", "description": route.description, "base_model": route.model,
             "adapter": route.adapter,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from serving.config import DeploymentConfig, LoragConfig, load_config
+from serving.config import DeploymentConfig, LoragConfig, llm_deployment_name, load_config
 from serving.engine_args import has_cuda_device
 
 CONFIG_ENV = "LORAG_CONFIG"
@@ -53,11 +53,6 @@ def _deployment_options(dep: DeploymentConfig, *, name: str, default_gpus: float
     else:
         opts["num_replicas"] = dep.num_replicas or 1
     return opts
-
-
-def llm_deployment_name(key: str) -> str:
-    """`LLM:<model>` (shared by the model's routes) or `LLM:<model>:<route>` (a route's own)."""
-    return f"LLM:{key}"
 
 
 def build_from_config(config: LoragConfig, llm_server_cls: type | None = None):

@@ -24,7 +24,6 @@ import threading
 from pathlib import Path
 
 from adapters.training import add_arguments as add_train_arguments
-from loadtest.evaluation.command import add_arguments as add_eval_arguments
 from serving.config import ConfigError, LoragConfig, load_config
 from serving.k8s_cli import add_render_arguments
 
@@ -207,6 +206,10 @@ def _cmd_keys_create(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # The evaluation is loadtest's: imported here, not when this module is (it sits
+    # above serving; docs/architecture.md).
+    from loadtest.evaluation.command import add_arguments as add_eval_arguments
+
     parser = argparse.ArgumentParser(prog="lorag", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)

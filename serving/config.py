@@ -350,6 +350,12 @@ class LoragConfig(_Strict):
         return out
 
 
+def llm_deployment_name(key: str) -> str:
+    """The Ray Serve name of the LLM deployment with key `key` (`LoragConfig.llm_key`):
+    `LLM:<model>` (shared by the model's routes) or `LLM:<model>:<route>` (a route's own)."""
+    return f"LLM:{key}"
+
+
 def _format_validation_error(err: ValidationError) -> str:
     lines = []
     for e in err.errors():

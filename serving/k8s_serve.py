@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from serving.config import ConfigError, LoragConfig
+from serving.config import ConfigError, LoragConfig, llm_deployment_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 APP_IMPORT_PATH = "serving.app:build_app"
@@ -103,8 +103,6 @@ class ServeOptions:
 
 def llm_gpu_counts(config: LoragConfig, default: float) -> dict[str, float]:
     """GPUs per replica of each LLM deployment (`LLM:<key>` -> count)."""
-    from serving.app import llm_deployment_name
-
     return {llm_deployment_name(key): (scaling.num_gpus if scaling.num_gpus is not None
                                        else default)
             for key, (_, scaling, _) in config.llm_deployments().items()}
