@@ -114,14 +114,7 @@ class OpenAIService:
         raw.state.request_id = request_id
         queued = None
         try:
-            limit = self.config.server.ingress.max_request_bytes
-            body = decode_json_body(await read_body(raw, limit), limit)
-            index = body.pop("index", None)  # lorag's extension, not a vLLM field
-            route = self.config.route(body.get("model")) if isinstance(
-                body.get("model"), str) else None
-            if route is not None:
-                body = _route_limits(route, route.request_defaults(body))
-            request = parse(with_json_layout(body))
+            request, route, index = await self._parse_body(raw, parse)
             handle, adapter = await self._target(request.model or "")
             gen.route = gen.known = request.model
             gen.adapter = adapter["name"] if adapter else ""
@@ -131,29 +124,9 @@ class OpenAIService:
                 _check_index_override(route, index)
             request.request_id = request_id
             gen.strip_usage = force_usage(request)
-            prompt = None
-            if route is not None and (route.retrieval or route.template.system):
-                if endpoint != "chat":
-                    if route.retrieval:
-                        raise InvalidRequestError(
-                            f"route {route.name!r} answers from retrieved sources; use "
-                            "/v1/chat/completions.", param="model", code="unsupported_endpoint")
-                else:
-                    # refused before the search it would otherwise cost (the LLM
-                    # replica checks every other request)
-                    if (err := prompt_logprobs_error(
-                            request, route.model,
-                            self.config.models[route.model].engine.enable_lora)):
-                        raise err
-                    prompt = await self._route_prompt(route, request, index)
-                    if prompt is not None and not prompt.get("hits", True):
-                        return self._no_context(route, request, request_id, gen)
-            if route is not None and route.limits.max_prompt_tokens:
-                # Counted by the LLM replica, which holds the tokenizer.
-                prompt = {**(prompt or {}), "max_prompt_tokens": route.limits.max_prompt_tokens}
-            if route is not None and route.answer_format == "json":
-                # The LLM replica unwraps a fenced JSON answer (serving.rag.unwrap_json_fence).
-                prompt = {**(prompt or {}), "answer_format": "json"}
+            prompt = await self._llm_prompt(route, request, index, endpoint)
+            if prompt is not None and not prompt.get("hits", True):
+                return self._no_context(route, request, request_id, gen)
             upstream = getattr(handle.options(stream=True), endpoint)
             stream = (upstream.remote(request, adapter, prompt) if prompt is not None
                       else upstream.remote(request, adapter))
@@ -183,6 +156,55 @@ class OpenAIService:
         finally:
             if queued is not None:
                 queued.dec()
+        return self._first_reply(first, stream, gen, request_id, prompt_param)
+
+    async def _parse_body(self, raw: Request, parse) -> tuple[Any, RouteConfig | None, Any]:
+        """The request parsed by `parse` after the route's request defaults and limits
+        apply, the route its `model` names (None unless it names a configured route) and
+        lorag's `index` extension (None when absent)."""
+        limit = self.config.server.ingress.max_request_bytes
+        body = decode_json_body(await read_body(raw, limit), limit)
+        index = body.pop("index", None)  # lorag's extension, not a vLLM field
+        route = self.config.route(body.get("model")) if isinstance(
+            body.get("model"), str) else None
+        if route is not None:
+            body = _route_limits(route, route.request_defaults(body))
+        return parse(with_json_layout(body)), route, index
+
+    async def _llm_prompt(self, route: RouteConfig | None, request: Any, index: Any,
+                          endpoint: str) -> dict[str, Any] | None:
+        """What the LLM replica gets besides the request (None: nothing): the route's
+        template and sources (`_route_prompt`), its prompt cap and its answer format.
+        A prompt whose `hits` is empty means no source passed min_score."""
+        prompt = None
+        if route is not None and (route.retrieval or route.template.system):
+            if endpoint != "chat":
+                if route.retrieval:
+                    raise InvalidRequestError(
+                        f"route {route.name!r} answers from retrieved sources; use "
+                        "/v1/chat/completions.", param="model", code="unsupported_endpoint")
+            else:
+                # refused before the search it would otherwise cost (the LLM
+                # replica checks every other request)
+                if (err := prompt_logprobs_error(
+                        request, route.model,
+                        self.config.models[route.model].engine.enable_lora)):
+                    raise err
+                prompt = await self._route_prompt(route, request, index)
+                if not prompt.get("hits", True):
+                    return prompt  # answered with the no-context text, no generation
+        if route is not None and route.limits.max_prompt_tokens:
+            # Counted by the LLM replica, which holds the tokenizer.
+            prompt = {**(prompt or {}), "max_prompt_tokens": route.limits.max_prompt_tokens}
+        if route is not None and route.answer_format == "json":
+            # The LLM replica unwraps a fenced JSON answer (serving.rag.unwrap_json_fence).
+            prompt = {**(prompt or {}), "answer_format": "json"}
+        return prompt
+
+    def _first_reply(self, first: Any, stream: Any, gen: Generation, request_id: str,
+                     prompt_param: str) -> Response:
+        """The response from the engine's first item: a whole answer or an error (a
+        dict, nothing follows), else the first SSE chunk of a stream to relay."""
         headers = {REQUEST_ID_HEADER: request_id}
         if isinstance(first, dict):  # a whole response or an error: nothing follows
             if "lorag_error" in first:
@@ -200,7 +222,7 @@ class OpenAIService:
             self._charge(gen, usage_total(first))
             return JSONResponse(first, headers=headers)
         elapsed = time.perf_counter() - gen.started
-        self.metrics.ttft.labels(gen.route, endpoint).observe(elapsed)
+        self.metrics.ttft.labels(gen.route, gen.endpoint).observe(elapsed)
         self.metrics.first_token.labels(gen.known, gen.adapter).observe(elapsed)
         return StreamingResponse(
             self._relay(first, stream, gen),
