@@ -203,16 +203,8 @@ class LLMServer:
         whitespace, say) keeps vLLM's "length".
         """
         from vllm.entrypoints.serve.engine.protocol import ErrorResponse
-        from vllm.entrypoints.serve.exception_handling.error_response import (
-            create_error_response,
-        )
 
-        try:
-            result = await create(request, raw_request=None)
-        except Exception as exc:  # vLLM raises its typed client errors for bad input
-            result = create_error_response(exc)
-            if result.error.code >= 500:
-                logger.exception("request %s failed", getattr(request, "request_id", "?"))
+        result = await _create(create, request)
         if isinstance(result, ErrorResponse):
             yield result.model_dump()
         elif hasattr(result, "model_dump"):
@@ -220,32 +212,9 @@ class LLMServer:
             if citations is not None:
                 body["citations"] = citations
             if json_answer:
-                from serving.rag import unwrap_json_fence
-
-                for choice in body.get("choices", []):
-                    message = choice.get("message") or {}
-                    if isinstance(message.get("content"), str):  # chat
-                        message["content"] = unwrap_json_fence(message["content"])
-                    elif isinstance(choice.get("text"), str):  # completions
-                        choice["text"] = unwrap_json_fence(choice["text"])
+                _unwrap_json_answers(body)
             if grounding or marker_sources or citation_sources:
-                from serving.rag import add_marker, fix_citations, grounded
-
-                for choice in body.get("choices", []):
-                    message = choice.get("message") or {}
-                    if not isinstance(message.get("content"), str):
-                        continue
-                    if grounding:
-                        if not grounded(message["content"], grounding[0]):
-                            message["content"] = grounding[1]  # invented: say "don't know"
-                            choice["grounding"] = "replaced"
-                            continue
-                        choice["grounding"] = "passed"
-                    if citation_sources:
-                        message["content"] = fix_citations(message["content"],
-                                                           citation_sources)
-                    if marker_sources:
-                        message["content"] = add_marker(message["content"], marker_sources)
+                _check_answers(body, grounding, citation_sources, marker_sources)
             yield body
         else:
             from serving.rag import StreamChecks, with_citations_first_event
@@ -270,6 +239,58 @@ class LLMServer:
 
 async def _one(item: dict) -> AsyncGenerator[dict | str, None]:
     yield item
+
+
+async def _create(create: Any, request: Any) -> Any:
+    """vLLM's answer to `request` from its serving method `create`: a response, a
+    stream, or an ErrorResponse (also for the typed client errors vLLM raises)."""
+    from vllm.entrypoints.serve.exception_handling.error_response import (
+        create_error_response,
+    )
+
+    try:
+        return await create(request, raw_request=None)
+    except Exception as exc:  # vLLM raises its typed client errors for bad input
+        result = create_error_response(exc)
+        if result.error.code >= 500:
+            logger.exception("request %s failed", getattr(request, "request_id", "?"))
+        return result
+
+
+def _unwrap_json_answers(body: dict[str, Any]) -> None:
+    """A whole JSON answer: each choice loses a Markdown code fence around it."""
+    from serving.rag import unwrap_json_fence
+
+    for choice in body.get("choices", []):
+        message = choice.get("message") or {}
+        if isinstance(message.get("content"), str):  # chat
+            message["content"] = unwrap_json_fence(message["content"])
+        elif isinstance(choice.get("text"), str):  # completions
+            choice["text"] = unwrap_json_fence(choice["text"])
+
+
+def _check_answers(body: dict[str, Any], grounding: tuple[list[str], str] | None,
+                   citation_sources: list[str] | None,
+                   marker_sources: list[str] | None) -> None:
+    """A whole chat answer, each choice in turn: the grounding check (an answer the
+    sources do not support becomes the no-context text), then citation fixing, then
+    markers."""
+    from serving.rag import add_marker, fix_citations, grounded
+
+    for choice in body.get("choices", []):
+        message = choice.get("message") or {}
+        if not isinstance(message.get("content"), str):
+            continue
+        if grounding:
+            if not grounded(message["content"], grounding[0]):
+                message["content"] = grounding[1]  # invented: say "don't know"
+                choice["grounding"] = "replaced"
+                continue
+            choice["grounding"] = "passed"
+        if citation_sources:
+            message["content"] = fix_citations(message["content"], citation_sources)
+        if marker_sources:
+            message["content"] = add_marker(message["content"], marker_sources)
 
 
 def prompt_tokens(tokenizer: Any, prompt: Any) -> int:
