@@ -125,6 +125,13 @@ class UsageMeter:
 class IngressMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # Created in this order, which is the order of GET /metrics.
+        self._add_request_metrics()
+        self._add_retrieval_metrics()
+        self._add_generation_metrics()
+
+    def _add_request_metrics(self) -> None:
+        """Every request, by route and endpoint."""
         labels = ("route", "endpoint")
         self.requests = Counter(
             "lorag_requests", "Requests answered, by HTTP status.",
@@ -143,6 +150,8 @@ class IngressMetrics:
             registry=self.registry,
         )
 
+    def _add_retrieval_metrics(self) -> None:
+        """RAG routes: retrieval, reranking, sources, grounding, no-context answers."""
         self.retrieval = Histogram(
             "lorag_retrieval_duration_seconds", "RAG routes: time to retrieve the sources.",
             ("route", "index"), buckets=RETRIEVAL_BUCKETS, registry=self.registry,
@@ -167,6 +176,8 @@ class IngressMetrics:
             "no chunk passed min_score.", ("route",), registry=self.registry,
         )
 
+    def _add_generation_metrics(self) -> None:
+        """Generation requests per route and adapter."""
         # Per route and adapter (what the load test and the Grafana dashboard plot).
         # `adapter` is the adapter's name ("" without one), never its version, so that
         # hot swaps do not grow the label set.
