@@ -205,6 +205,25 @@ def plan_memory(model: ModelConfig, model_path: str, *, on_gpu: bool,
     Raises `ModelDoesNotFitError` when a CPU engine cannot hold the weights and one
     full sequence.
     """
+    plan = _configured_plan(model, on_gpu)
+    if plan is not None:
+        return plan
+    try:
+        shape = read_model_shape(model_path)
+        weights = weights_bytes(model_path)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        logger.warning("cannot size the KV cache of %s from its files (%s); vLLM sizes it "
+                       "from gpu_memory_utilization %s of RAM instead (set "
+                       "engine.kv_cache_memory_gib to choose)", model.source, err,
+                       CPU_FALLBACK_MEMORY_UTILIZATION)
+        return MemoryPlan(False, gpu_memory_utilization=CPU_FALLBACK_MEMORY_UTILIZATION,
+                          reason=f"fallback: {model_path}/config.json or weights unreadable")
+    return _sized_plan(model, model_path, shape, weights, on_gpu=on_gpu, available=available)
+
+
+def _configured_plan(model: ModelConfig, on_gpu: bool) -> MemoryPlan | None:
+    """The plan when a setting decides it (the config, vLLM's own arguments, a GPU,
+    VLLM_CPU_KVCACHE_SPACE); None when lorag sizes the KV cache from free memory."""
     e = model.engine
     util = e.gpu_memory_utilization
     if e.kv_cache_memory_gib is not None:
@@ -223,16 +242,14 @@ def plan_memory(model: ModelConfig, model_path: str, *, on_gpu: bool,
     if os.environ.get("VLLM_CPU_KVCACHE_SPACE"):  # vLLM would override ours with it
         space = int(os.environ["VLLM_CPU_KVCACHE_SPACE"])
         return MemoryPlan(False, kv_cache_bytes=space * GiB, reason="VLLM_CPU_KVCACHE_SPACE")
-    try:
-        shape = read_model_shape(model_path)
-        weights = weights_bytes(model_path)
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        logger.warning("cannot size the KV cache of %s from its files (%s); vLLM sizes it "
-                       "from gpu_memory_utilization %s of RAM instead (set "
-                       "engine.kv_cache_memory_gib to choose)", model.source, err,
-                       CPU_FALLBACK_MEMORY_UTILIZATION)
-        return MemoryPlan(False, gpu_memory_utilization=CPU_FALLBACK_MEMORY_UTILIZATION,
-                          reason=f"fallback: {model_path}/config.json or weights unreadable")
+    return None
+
+
+def _sized_plan(model: ModelConfig, model_path: str, shape: ModelShape, weights: int, *,
+                on_gpu: bool, available: int | None) -> MemoryPlan:
+    """The KV cache sized from free memory (the module's doc): `weights` is the size of
+    the weight files; raises `ModelDoesNotFitError` below one full sequence."""
+    e = model.engine
     run_bytes = dtype_bytes(run_dtype(model, on_gpu))
     kv_dtype = _extra(model, "kv_cache_dtype")
     kv_bytes = dtype_bytes(kv_dtype) if kv_dtype not in (None, "auto") else run_bytes
@@ -255,16 +272,25 @@ def plan_memory(model: ModelConfig, model_path: str, *, on_gpu: bool,
                       demand_bytes=demand, per_token_bytes=per_token,
                       max_num_seqs=e.max_num_seqs, max_model_len=e.max_model_len)
     if kv < minimum:
-        name = model.source if model.source == model_path else f"{model.source} ({model_path})"
-        left = (f"{_gib(room)} is left, half of which ({_gib(kv)}) may go to the KV cache"
-                if room > 0 else "nothing is left")
-        raise ModelDoesNotFitError(
-            f"model {name} does not fit in memory on CPU: its weights take "
-            f"{_gib(weights)} ({run_dtype(model, on_gpu)}) and one full sequence of "
-            f"engine.max_model_len={e.max_model_len} tokens needs {minimum / MiB:.0f} MiB "
-            f"of KV cache ({per_token // 1024} KiB per token), but only {_gib(available)} "
-            f"is available: after the weights and a {_gib(reserve)} reserve for the runtime "
-            f"and activations, {left}. Lower engine.max_model_len, set "
-            "engine.kv_cache_memory_gib explicitly, free memory or give the machine more, "
-            "or serve a smaller model.")
+        raise _does_not_fit(model, model_path, plan, room=room, minimum=minimum,
+                            dtype=run_dtype(model, on_gpu))
     return plan
+
+
+def _does_not_fit(model: ModelConfig, model_path: str, plan: MemoryPlan, *, room: int,
+                  minimum: int, dtype: str) -> ModelDoesNotFitError:
+    """The error for a sized `plan` whose KV cache is below `minimum` (one full
+    sequence), naming the settings to change."""
+    kv, weights = plan.kv_cache_bytes, plan.weights_bytes
+    name = model.source if model.source == model_path else f"{model.source} ({model_path})"
+    left = (f"{_gib(room)} is left, half of which ({_gib(kv)}) may go to the KV cache"
+            if room > 0 else "nothing is left")
+    return ModelDoesNotFitError(
+        f"model {name} does not fit in memory on CPU: its weights take "
+        f"{_gib(weights)} ({dtype}) and one full sequence of "
+        f"engine.max_model_len={plan.max_model_len} tokens needs {minimum / MiB:.0f} MiB "
+        f"of KV cache ({plan.per_token_bytes // 1024} KiB per token), but only "
+        f"{_gib(plan.available_bytes)} is available: after the weights and a "
+        f"{_gib(plan.reserve_bytes)} reserve for the runtime and activations, {left}. "
+        "Lower engine.max_model_len, set engine.kv_cache_memory_gib explicitly, free "
+        "memory or give the machine more, or serve a smaller model.")
