@@ -29,8 +29,10 @@ class ChunkingConfig(BaseModel):
 
     unit: str = Field(default="chars", pattern="^(chars|tokens)$",
                       description="Measure chunk size in characters or embedder tokens.")
-    size: int = Field(default=800, ge=16, le=100_000, description="Largest chunk size.")
-    overlap: int = Field(default=120, ge=0, description="Size repeated from the chunk before.")
+    size: int = Field(default=800, ge=16, le=100_000,
+                      description="Largest chunk size, in `unit`s.")
+    overlap: int = Field(default=120, ge=0,
+                         description="Size repeated from the chunk before, in `unit`s.")
 
     @model_validator(mode="after")
     def _overlap_smaller(self) -> ChunkingConfig:

@@ -45,8 +45,7 @@ class SearchSettings(BaseModel):
     max_lexical_matches: int = Field(
         default=1000, ge=0, le=10_000_000,
         description="Hybrid: and at most this many chunks. FTS5 scores every chunk a searched "
-        "term occurs in (~2.5 us each on one CPU core), so this bounds the lexical side's "
-        "cost on large indexes (1000: ~2.5 ms at worst).")
+        "term occurs in, so this bounds the lexical side's cost on large indexes.")
 
     def candidate_count(self, top_k: int) -> int:
         return max(self.candidates or max(4 * top_k, 20), top_k)
@@ -67,13 +66,15 @@ class IndexSpec(BaseModel):
                           description="sentence-transformers model name/folder or builtin:...")
     type: str = Field(default="hnsw", pattern="^(flat|hnsw)$",
                       description="flat: exact; hnsw: approximate (graph).")
-    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
+    chunking: ChunkingConfig = Field(
+        default_factory=ChunkingConfig,
+        description="How documents are split into chunks at ingestion (unit, size, overlap).")
     hnsw_m: int = Field(default=32, ge=4, le=128, description="HNSW graph degree.")
     ef_search: int = Field(default=128, ge=16, le=4096,
                            description="HNSW search breadth. 128 gives recall@10 0.9998 on "
-                           "20k real text chunks (python -m loadtest.bench_hnsw_text) at "
-                           "~0.5 ms; random vectors, which have no neighbourhood structure, "
-                           "need 512 for 0.98 at 20k.")
+                           "20k real text chunks (python -m loadtest.bench_hnsw_text); random "
+                           "vectors, which have no neighbourhood structure, need 512 for 0.98 "
+                           "at 20k.")
     embed_headings: bool | None = Field(
         default=None,
         description="Embed each chunk as its heading path (the document's headings down to "
@@ -90,7 +91,7 @@ class IndexSpec(BaseModel):
         "document sets metadata.status itself (see retrieval.lifecycle). Routes leave such "
         "documents out of their sources (routes[].retrieval.exclude_status).")
     max_document_chars: int = Field(default=2_000_000, ge=1,
-                                    description="Largest document accepted.")
+                                    description="Largest document accepted, in characters.")
     search: SearchSettings | None = Field(
         default=None,
         description="How queries are answered. Null: the default (dense) for a new index; an existing "

@@ -59,12 +59,16 @@ class ApiKeyEntry(_Strict):
     In a key file or `LORAG_API_KEYS` an entry may give the plain `key` instead; it is
     hashed when read. The config file itself accepts digests only."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$",
+                      description="The key's name in logs and metrics (not secret).")
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$",
                                description="hex SHA-256 of the key (`lorag keys create`).")
     key: str | None = Field(default=None, min_length=16, repr=False,
                             description="the plain key (key files and the environment only)")
-    scopes: list[Scope] = Field(default_factory=lambda: ["user"], min_length=1)
+    scopes: list[Scope] = Field(
+        default_factory=lambda: ["user"], min_length=1,
+        description="user: inference and model listing; admin: adapters, indexes and "
+        "deployments as well (admin includes user).")
     limits: KeyLimits | None = Field(default=None,
                                      description="null: server.auth.default_limits")
 

@@ -51,11 +51,12 @@ class IngressConfig(_Strict):
         description="Ray Serve settings of the OpenAI-compatible ingress.",
     )
     request_timeout_s: float = Field(
-        default=600.0, gt=0, description="Longest time a request may take end to end."
+        default=600.0, gt=0,
+        description="Longest time a request may take end to end, in seconds."
     )
     max_request_bytes: int = Field(
         default=4 * 1024 * 1024, ge=1024,
-        description="Largest JSON request body accepted (413 beyond; uploads have "
+        description="Largest JSON request body accepted, in bytes (413 beyond; uploads have "
         "retrieval.max_upload_bytes).")
 
 
@@ -71,7 +72,10 @@ class ServerConfig(_Strict):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of the Ray Serve replicas."
     )
-    ingress: IngressConfig = Field(default_factory=IngressConfig)
+    ingress: IngressConfig = Field(
+        default_factory=IngressConfig,
+        description="The OpenAI-compatible ingress: its deployment, request timeout and "
+        "body size limit.")
     auth: AuthConfig = Field(default_factory=AuthConfig,
                              description="API keys, scopes and per-key rate limits.")
 
@@ -101,9 +105,9 @@ class RetrievalConfig(_Strict):
     query_encoder: Literal["onnx-int8", "onnx", "torch"] = Field(
         default="onnx-int8",
         description="How search queries are embedded on CPU: the embedder as an int8 ONNX "
-        "graph (~3 ms a query here, cosine ~0.99 to the exact vector), the exact ONNX graph "
-        "(~7 ms) or torch (~13 ms). Documents and /v1/embeddings are always exact; on a GPU "
-        "queries run through torch.",
+        "graph (fastest; cosine ~0.99 to the exact vector), the exact ONNX graph, or torch "
+        "(slowest). Documents and /v1/embeddings are always exact; on a GPU queries run "
+        "through torch. Measured costs: docs/benchmarks.md.",
     )
     rerank_models: dict[str, str] = Field(
         default_factory=lambda: {"smollm2-135m-instruct": DEFAULT_RERANKER},
@@ -118,7 +122,7 @@ class RetrievalConfig(_Strict):
     max_documents_per_request: int = Field(default=1000, ge=1,
                                            description="Documents in one ingestion request.")
     max_upload_bytes: int = Field(default=32 * 1024 * 1024, ge=1024,
-                                  description="Largest multipart upload accepted.")
+                                  description="Largest multipart upload accepted, in bytes.")
 
 
 class IndexConfig(IndexSpec):
@@ -157,7 +161,7 @@ class AdapterStoreConfig(_Strict):
         "credentials come from the environment (AWS_ACCESS_KEY_ID, ...), not from here.",
     )
     max_adapter_bytes: int = Field(default=512 * 1024 * 1024, ge=1024,
-                                   description="Largest adapter folder accepted.")
+                                   description="Largest adapter folder accepted, in bytes.")
     num_cpus: float = Field(default=0.1, ge=0,
                             description="CPUs reserved by the (single) registry replica.")
 
@@ -182,8 +186,14 @@ class RouteConfig(_Strict):
         "active version; POST /v1/adapters swaps it at runtime).")
     retrieval: RetrievalSettings | None = Field(
         default=None, description="Search an index and answer from numbered, cited sources.")
-    template: PromptTemplate = Field(default_factory=PromptTemplate)
-    sampling: SamplingDefaults = Field(default_factory=SamplingDefaults)
+    template: PromptTemplate = Field(
+        default_factory=PromptTemplate,
+        description="How the conversation (and, on retrieval routes, its sources) becomes the "
+        "model's prompt; fields left unset on a retrieval route come from the model's "
+        "prompt_family.")
+    sampling: SamplingDefaults = Field(
+        default_factory=SamplingDefaults,
+        description="Sampling parameters used when a request does not set them.")
     limits: RouteLimits = Field(default_factory=RouteLimits,
                                 description="Caps on max_tokens and prompt length.")
     response_format: ResponseFormat | None = Field(
@@ -215,15 +225,28 @@ class RouteConfig(_Strict):
 
 
 class LoragConfig(_Strict):
-    server: ServerConfig = Field(default_factory=ServerConfig)
-    models: dict[str, ModelConfig] = Field(min_length=1)
-    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    server: ServerConfig = Field(
+        default_factory=ServerConfig,
+        description="HTTP server, ingress, logging and API-key settings.")
+    models: dict[str, ModelConfig] = Field(
+        min_length=1,
+        description="Base models, by key; each is served by its own LLM deployment.")
+    retrieval: RetrievalConfig = Field(
+        default_factory=RetrievalConfig,
+        description="The retriever deployment: embedders, rerank models, data directory "
+        "and ingestion limits.")
     indexes: dict[str, IndexConfig] = Field(
         default_factory=dict, description="Indexes created at start-up if missing.")
-    adapter_store: AdapterStoreConfig = Field(default_factory=AdapterStoreConfig)
+    adapter_store: AdapterStoreConfig = Field(
+        default_factory=AdapterStoreConfig,
+        description="Where LoRA adapters may come from and where registered versions are "
+        "kept.")
     adapters: dict[str, AdapterSpec] = Field(
         default_factory=dict, description="LoRA adapters registered at start-up, by name.")
-    routes: list[RouteConfig] = Field(min_length=1)
+    routes: list[RouteConfig] = Field(
+        min_length=1,
+        description="What clients name as `model`: a base model, optionally with an adapter "
+        "and retrieval.")
 
     @model_validator(mode="after")
     def _check_references(self) -> LoragConfig:

@@ -54,8 +54,8 @@ class EngineConfig(_Strict):
 
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto",
-        description="Weights/activations dtype; auto means float32 on CPU (these CPUs lack "
-        "AVX-512 and run bfloat16 >10x slower) and the model's dtype on GPU.",
+        description="Weights/activations dtype; auto means float32 on CPU (bfloat16 is "
+        "slow on CPUs without AVX-512) and the model's dtype on GPU.",
     )
     max_model_len: int = Field(default=2048, ge=16, description="Context length in tokens.")
     max_num_seqs: int = Field(default=64, ge=1, description="Sequences batched at once.")
@@ -80,7 +80,7 @@ class EngineConfig(_Strict):
     enforce_eager: bool | None = Field(
         default=None,
         description="Skip torch.compile / CUDA graphs: faster start-up, some speed lost. "
-        "Null means true on CPU (start-up ~1 min instead of ~2) and false on GPU.",
+        "Null means true on CPU and false on GPU.",
     )
     enable_lora: bool = Field(default=True, description="Serve LoRA adapters on this model.")
     max_lora_rank: int = Field(default=16, ge=1, description="Largest adapter rank accepted.")
@@ -121,11 +121,17 @@ class ModelConfig(_Strict):
         from lorag_core.model_source import builtin_prompt_family
 
         return self.prompt_family or builtin_prompt_family(self.source) or "default"
-    engine: EngineConfig = Field(default_factory=EngineConfig)
+    engine: EngineConfig = Field(
+        default_factory=EngineConfig,
+        description="vLLM engine arguments of this model (context length, batching, "
+        "LoRA, memory).")
     stream_batching_interval_ms: float = Field(
         default=20.0, ge=0, le=1000,
-        description="Join streamed chunks that arrive within this window into one Ray "
-        "message (first chunk never delayed; 0 disables). Matters on GPUs, where a stream "
+        description="Window in milliseconds: join streamed chunks that arrive within it into "
+        "one Ray message (first chunk never delayed; 0 disables). Matters on GPUs, where a stream "
         "outpaces the window; a CPU stream is slower and passes through unchanged.",
     )
-    deployment: DeploymentConfig = Field(default_factory=lambda: DeploymentConfig(num_replicas=1))
+    deployment: DeploymentConfig = Field(
+        default_factory=lambda: DeploymentConfig(num_replicas=1),
+        description="Ray Serve settings of this model's LLM deployment (shared by its routes "
+        "that set no deployment of their own).")

@@ -26,8 +26,8 @@ class RerankSettings(_Strict):
     candidates: int = Field(
         default=8, ge=2, le=100,
         description="Chunks fetched from the index and scored; the route's top_k of them "
-        "are kept. Each costs one forward pass over about the chunk's length (~0.6 s on "
-        "one core of a 2-core VM for a 600-character chunk with SmolLM2-135M).")
+        "are kept. Each costs one forward pass of the rerank model over about the chunk's "
+        "length (measured cost: python -m loadtest.bench_rerank).")
 
 
 class RetrievalSettings(_Strict):
@@ -206,14 +206,34 @@ def family_template(template: PromptTemplate, family: str) -> PromptTemplate:
 class SamplingDefaults(_Strict):
     """Sampling parameters a route uses when the request does not set them."""
 
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    stop: list[str] | None = Field(default=None, max_length=4)
-    seed: int | None = None
-    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
-    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
-    repetition_penalty: float | None = Field(default=None, gt=0)
+    temperature: float | None = Field(
+        default=None, ge=0, le=2,
+        description="Sampling temperature; 0 is greedy. Null: the engine's default.")
+    top_p: float | None = Field(
+        default=None, gt=0, le=1,
+        description="Nucleus sampling: sample from the smallest set of tokens whose "
+        "probabilities add up to this. Null: the engine's default.")
+    max_tokens: int | None = Field(
+        default=None, ge=1,
+        description="Most tokens generated per answer when a request sets neither max_tokens "
+        "nor max_completion_tokens (at most limits.max_tokens).")
+    stop: list[str] | None = Field(
+        default=None, max_length=4,
+        description="Up to 4 strings that end the answer where generated (not included).")
+    seed: int | None = Field(
+        default=None, description="Sampling seed of a request, for reproducible answers.")
+    presence_penalty: float | None = Field(
+        default=None, ge=-2, le=2,
+        description="Penalty on tokens already in the answer, once per token (OpenAI's "
+        "parameter).")
+    frequency_penalty: float | None = Field(
+        default=None, ge=-2, le=2,
+        description="Penalty on tokens by how often they already occur in the answer "
+        "(OpenAI's parameter).")
+    repetition_penalty: float | None = Field(
+        default=None, gt=0,
+        description="vLLM's multiplicative penalty on tokens already in the prompt or "
+        "answer; 1 means none, above 1 discourages repeats.")
 
     def apply(self, body: dict[str, Any]) -> dict[str, Any]:
         """The request body with the unset parameters filled from these defaults."""
