@@ -65,14 +65,16 @@ COMPLETION = {
 
 def _inline(schema: dict[str, Any]) -> dict[str, Any]:
     """A pydantic JSON schema with its `$defs` inlined (the OpenAPI document resolves
-    `$ref`s from its own root, where pydantic's `#/$defs/...` do not exist)."""
+    `$ref`s from its own root, where pydantic's `#/$defs/...` do not exist). Keys beside
+    a `$ref` (a field's description) are kept over the inlined definition's."""
     defs = schema.pop("$defs", {})
 
     def walk(node: Any) -> Any:
         if isinstance(node, dict):
             ref = node.get("$ref")
             if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return walk(copy.deepcopy(defs[ref.removeprefix("#/$defs/")]))
+                beside = {k: walk(v) for k, v in node.items() if k != "$ref"}
+                return {**walk(copy.deepcopy(defs[ref.removeprefix("#/$defs/")])), **beside}
             return {k: walk(v) for k, v in node.items()}
         if isinstance(node, list):
             return [walk(v) for v in node]
