@@ -7,7 +7,7 @@ Sachan et al. 2022, "Improving Passage Retrieval with Zero-Shot Question Generat
 No training and no extra model to ship: the default scorer is the default LLM,
 SmolLM2-135M, run by transformers inside the retriever replica. On the helix sample set
 it put a gold document first for 28 of 38 answerable questions against 22 for cosine
-similarity (README, Evaluation).
+similarity (docs/routes.md, "How a retrieval route answers").
 
 Why not in the LLM replica: vLLM 0.32 on CPU fails computing prompt log-probabilities
 through its LoRA logits layer when such requests share a batch (vllm#29955), and the

@@ -56,7 +56,7 @@ HEALTH_TIMEOUT_S = 10.0
 
 
 def _check_index_override(route: RouteConfig | None, index: Any) -> None:
-    """The request's `index` field (README "Routes"): a string, on a retrieval route."""
+    """The request's `index` field (docs/routes.md): a string, on a retrieval route."""
     if not isinstance(index, str) or not index:
         raise InvalidRequestError("'index' must be the name of an index (a string).",
                                   param="index", code="invalid_type")

@@ -149,7 +149,7 @@ def prepare_messages(tokenizer: Any, template: PromptTemplate, messages: list[di
 
 
 def citation(n: int, index: str, hit: dict[str, Any]) -> dict[str, Any]:
-    """One entry of the `citations` array (documented in README, "Citations")."""
+    """One entry of the `citations` array (documented in docs/routes.md, "Citations")."""
     text = " ".join(hit["text"].split())
     snippet = text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS - 1].rstrip() + "…"
     entry = {"number": n, "index": index, "doc_id": hit["doc_id"],

@@ -2,7 +2,7 @@
 
 The rag and hybrid routes answer from the shipped sample knowledge base (the
 fictional Helix Verdant Cooperative, so the model cannot know the facts) and
-cite their sources; see README "Routes" and "Citations".
+cite their sources; see README "Routes" and docs/routes.md "Citations".
 """
 
 import json
