@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from serving.sampling import MAX_STOP, SAMPLING
+
 _MESSAGE = {
     "type": "object",
     "required": ["role", "content"],
@@ -23,17 +25,13 @@ _MESSAGE = {
     },
 }
 
-_SAMPLING = {
-    "max_tokens": {"type": ["integer", "null"], "minimum": 1},
-    "temperature": {"type": ["number", "null"], "minimum": 0, "maximum": 2},
-    "top_p": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1},
-    "n": {"type": ["integer", "null"], "minimum": 1, "maximum": 8},
+_SAMPLING = {  # max_completion_tokens: chat only
+    **{name: allowed.json_schema() for name, allowed in SAMPLING.items()
+       if name != "max_completion_tokens"},
     "stream": {"type": ["boolean", "null"]},
     "stop": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"},
-                                             "maxItems": 4}, {"type": "null"}]},
+                                             "maxItems": MAX_STOP}, {"type": "null"}]},
     "seed": {"type": ["integer", "null"]},
-    "presence_penalty": {"type": ["number", "null"], "minimum": -2, "maximum": 2},
-    "frequency_penalty": {"type": ["number", "null"], "minimum": -2, "maximum": 2},
     "user": {"type": "string"},
 }
 
@@ -43,7 +41,7 @@ CHAT = {
     "properties": {
         "model": {"type": "string", "description": "A route, or a loaded adapter."},
         "messages": {"type": "array", "items": _MESSAGE, "minItems": 1},
-        "max_completion_tokens": {"type": ["integer", "null"], "minimum": 1},
+        "max_completion_tokens": SAMPLING["max_completion_tokens"].json_schema(),
         "index": {"type": "string", "description": "lorag: search this index instead of "
                   "the route's (retrieval routes only)."},
         **_SAMPLING,

@@ -14,9 +14,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from serving.errors import InvalidRequestError, PayloadTooLargeError, from_pydantic_error
+from serving.sampling import MAX_STOP, SAMPLING
 
 CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
-MAX_N = 16
 
 
 async def read_body(request: Any, max_bytes: int) -> bytes:
@@ -78,33 +78,13 @@ def _check_sampling(body: dict[str, Any]) -> None:
             code="invalid_value",
         )
 
-    def number(param: str) -> float | None:
+    for param, allowed in SAMPLING.items():
         value = body.get(param)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad(param, "expected a number")
-        return value
-
-    for param in ("max_tokens", "max_completion_tokens"):
-        value = body.get(param)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1
-        ):
-            raise bad(param, "expected an integer of at least 1")
-    if (t := number("temperature")) is not None and not 0 <= t <= 2:
-        raise bad("temperature", "expected a number between 0 and 2")
-    if (p := number("top_p")) is not None and not 0 < p <= 1:
-        raise bad("top_p", "expected a number greater than 0 and at most 1")
-    for param in ("presence_penalty", "frequency_penalty"):
-        if (v := number(param)) is not None and not -2 <= v <= 2:
-            raise bad(param, "expected a number between -2 and 2")
-    n = body.get("n")
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_N):
-        raise bad("n", f"expected an integer between 1 and {MAX_N}")
+        if value is not None and not allowed.admits(value):
+            raise bad(param, allowed.rule())
     stop = body.get("stop")
-    if isinstance(stop, list) and len(stop) > 4:
-        raise bad("stop", "at most 4 stop sequences are allowed")
+    if isinstance(stop, list) and len(stop) > MAX_STOP:
+        raise bad("stop", f"at most {MAX_STOP} stop sequences are allowed")
     opts = body.get("stream_options")
     if opts is not None and not body.get("stream"):
         raise InvalidRequestError(

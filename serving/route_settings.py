@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from lorag_core.strict import StrictModel as _Strict
+from serving.sampling import MAX_STOP, SAMPLING
 
 
 class RerankSettings(_Strict):
@@ -204,34 +205,35 @@ def family_template(template: PromptTemplate, family: str) -> PromptTemplate:
 
 
 class SamplingDefaults(_Strict):
-    """Sampling parameters a route uses when the request does not set them."""
+    """Sampling parameters a route uses when the request does not set them (OpenAI's
+    ranges, `serving.sampling`)."""
 
     temperature: float | None = Field(
-        default=None, ge=0, le=2,
+        default=None, **SAMPLING["temperature"].field_bounds(),
         description="Sampling temperature; 0 is greedy. Null: the engine's default.")
     top_p: float | None = Field(
-        default=None, gt=0, le=1,
+        default=None, **SAMPLING["top_p"].field_bounds(),
         description="Nucleus sampling: sample from the smallest set of tokens whose "
         "probabilities add up to this. Null: the engine's default.")
     max_tokens: int | None = Field(
-        default=None, ge=1,
+        default=None, **SAMPLING["max_tokens"].field_bounds(),
         description="Most tokens generated per answer when a request sets neither max_tokens "
         "nor max_completion_tokens (at most limits.max_tokens).")
     stop: list[str] | None = Field(
-        default=None, max_length=4,
+        default=None, max_length=MAX_STOP,
         description="Up to 4 strings that end the answer where generated (not included).")
     seed: int | None = Field(
         default=None, description="Sampling seed of a request, for reproducible answers.")
     presence_penalty: float | None = Field(
-        default=None, ge=-2, le=2,
+        default=None, **SAMPLING["presence_penalty"].field_bounds(),
         description="Penalty on tokens already in the answer, once per token (OpenAI's "
         "parameter).")
     frequency_penalty: float | None = Field(
-        default=None, ge=-2, le=2,
+        default=None, **SAMPLING["frequency_penalty"].field_bounds(),
         description="Penalty on tokens by how often they already occur in the answer "
         "(OpenAI's parameter).")
     repetition_penalty: float | None = Field(
-        default=None, gt=0,
+        default=None, **SAMPLING["repetition_penalty"].field_bounds(),
         description="vLLM's multiplicative penalty on tokens already in the prompt or "
         "answer; 1 means none, above 1 discourages repeats.")
 
