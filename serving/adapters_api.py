@@ -9,7 +9,7 @@ Loading is three steps so that a bad adapter never becomes visible:
 3. the registry activates it: from now on requests naming the adapter go to
    this version, and requests already running on the previous one finish there.
 
-The registry answers ``{"result": ...}`` or ``{"error": {...}}``, like the retriever.
+The registry answers in `serving.envelope`'s reply shape, like the retriever.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from serving.config import LoragConfig
-from serving.errors import ConflictError, NotFoundError, error_from_wire, from_pydantic_error
+from serving.envelope import unwrap
+from serving.errors import ConflictError, NotFoundError, from_pydantic_error
 from serving.protocol import decode_json_body, read_body
 
 
@@ -41,9 +42,7 @@ class AdaptersAPI:
 
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         reply = await self.registry.call.remote(method, *args, **kwargs)
-        if "error" in reply:
-            raise error_from_wire(reply["error"])
-        return reply["result"]
+        return unwrap(reply)
 
     async def load(self, raw: Request) -> JSONResponse:
         body = decode_json_body(
@@ -59,7 +58,7 @@ class AdaptersAPI:
         reply = await llm.load_adapter.remote(record)
         if "error" in reply:  # weights the engine cannot use: forget this version
             await self._call("discard", req.name, record["version"])
-            raise error_from_wire(reply["error"])
+        unwrap(reply)
         await self._call("activate", req.name, record["version"])
         return JSONResponse(await self.get(req.name), status_code=201)
 

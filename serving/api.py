@@ -2,14 +2,14 @@
 
 `OpenAIService` is a plain object holding the config and one deployment
 handle per base model; the FastAPI routes in `serving.ingress` delegate here.
-A handle needs only ``handle.options(stream=True).<method>.remote(request)``
-returning an async iterator, so tests can pass a fake.
+A handle needs only ``handle.options(stream=True).<method>.remote(request, adapter,
+prompt)`` returning an async iterator (`serving.llm_server`'s contract; `prompt` is a
+`serving.route_prompt.RoutePrompt` or None), so tests can pass a fake.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
@@ -19,18 +19,17 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from serving import multihop, rag
+from serving import rag
 from serving.config import LoragConfig, RouteConfig, llm_deployment_name
+from serving.envelope import unwrap
 from serving.errors import (
     REQUEST_ID_HEADER,
+    GatewayTimeoutError,
     InvalidRequestError,
     LoragError,
     ModelNotFoundError,
     ServiceUnavailableError,
-    error_from_wire,
-    GatewayTimeoutError,
     from_internal_error,
-    from_vllm_error,
 )
 from serving.metrics import (
     Generation,
@@ -48,7 +47,10 @@ from serving.protocol import (
     prompt_logprobs_error,
     read_body,
 )
+from serving.route_prompt import RoutePrompt
 from serving.route_settings import RouteLimitError, with_json_layout
+from serving.sources import RouteSources
+from serving.streaming import DONE, event
 
 logger = logging.getLogger(__name__)
 
@@ -83,11 +85,6 @@ class OpenAIService:
         self.llm = llm_handles
         self.adapters = adapters  # AdaptersAPI: resolves adapter names to versions
         self.retriever = retriever
-        # Route searches go to the retriever by value (Ray Serve's direct gRPC path)
-        # rather than through the object store: ~2 ms instead of ~5 ms a call on the
-        # 2-core VM. Their payloads are small; uploads keep the by-reference handle.
-        self._search = (retriever.options(_by_reference=False)
-                        if retriever is not None else None)
         # Every deployment /health asks: each answers `ping` once it is ready.
         self.probes = {f"llm:{k}": h for k, h in llm_handles.items()}
         if retriever is not None:
@@ -95,17 +92,18 @@ class OpenAIService:
         if adapter_registry is not None:
             self.probes["adapter_registry"] = adapter_registry
         self.metrics = IngressMetrics()
+        self.sources = RouteSources(retriever, self.metrics) if retriever is not None else None
         self.created = int(time.time())
 
     # -- generation ---------------------------------------------------------
 
     async def chat(self, raw: Request) -> Response:
-        return await self._generate(raw, "chat", parse_chat_request, "messages")
+        return await self._generate(raw, "chat", parse_chat_request)
 
     async def completions(self, raw: Request) -> Response:
-        return await self._generate(raw, "completions", parse_completion_request, "prompt")
+        return await self._generate(raw, "completions", parse_completion_request)
 
-    async def _generate(self, raw: Request, endpoint: str, parse, prompt_param: str) -> Response:
+    async def _generate(self, raw: Request, endpoint: str, parse) -> Response:
         gen = Generation(endpoint, time.perf_counter(),
                          key=getattr(raw.state, "api_key", None),
                          deadline=asyncio.get_running_loop().time()
@@ -115,21 +113,24 @@ class OpenAIService:
         queued = None
         try:
             request, route, index = await self._parse_body(raw, parse)
-            handle, adapter = await self._target(request.model or "")
+            handle, adapter, base = await self._target(route, request.model or "")
             gen.route = gen.known = request.model
             gen.adapter = adapter["name"] if adapter else ""
             queued = self.metrics.queued.labels(gen.known)
             queued.inc()
             if index is not None:
                 _check_index_override(route, index)
+            # refused before the search it would otherwise cost
+            if err := prompt_logprobs_error(request, base,
+                                            self.config.models[base].engine.enable_lora):
+                raise err
             request.request_id = request_id
             gen.strip_usage = force_usage(request)
-            prompt = await self._llm_prompt(route, request, index, endpoint)
-            if prompt is not None and not prompt.get("hits", True):
+            prompt = await self._route_prompt(route, request, index, endpoint) if route else None
+            if prompt is not None and prompt.hits == []:
                 return self._no_context(route, request, request_id, gen)
             upstream = getattr(handle.options(stream=True), endpoint)
-            stream = (upstream.remote(request, adapter, prompt) if prompt is not None
-                      else upstream.remote(request, adapter))
+            stream = upstream.remote(request, adapter, prompt)
             async with asyncio.timeout_at(gen.deadline):
                 first = await anext(stream)
         except TimeoutError:
@@ -156,7 +157,7 @@ class OpenAIService:
         finally:
             if queued is not None:
                 queued.dec()
-        return self._first_reply(first, stream, gen, request_id, prompt_param)
+        return self._first_reply(first, stream, gen, request_id)
 
     async def _parse_body(self, raw: Request, parse) -> tuple[Any, RouteConfig | None, Any]:
         """The request parsed by `parse` after the route's request defaults and limits
@@ -171,50 +172,43 @@ class OpenAIService:
             body = _route_limits(route, route.request_defaults(body))
         return parse(with_json_layout(body)), route, index
 
-    async def _llm_prompt(self, route: RouteConfig | None, request: Any, index: Any,
-                          endpoint: str) -> dict[str, Any] | None:
-        """What the LLM replica gets besides the request (None: nothing): the route's
-        template and sources (`_route_prompt`), its prompt cap and its answer format.
-        A prompt whose `hits` is empty means no source passed min_score."""
-        prompt = None
-        if route is not None and (route.retrieval or route.template.system):
+    async def _route_prompt(self, route: RouteConfig, request: Any, index: str | None,
+                            endpoint: str) -> RoutePrompt | None:
+        """What the route adds to the request (None: nothing): its template and sources
+        (`serving.sources`), its prompt cap and its answer format."""
+        fields: dict[str, Any] = {}
+        if route.retrieval or route.template.system:
             if endpoint != "chat":
                 if route.retrieval:
                     raise InvalidRequestError(
                         f"route {route.name!r} answers from retrieved sources; use "
                         "/v1/chat/completions.", param="model", code="unsupported_endpoint")
             else:
-                # refused before the search it would otherwise cost (the LLM
-                # replica checks every other request)
-                if (err := prompt_logprobs_error(
-                        request, route.model,
-                        self.config.models[route.model].engine.enable_lora)):
-                    raise err
-                prompt = await self._route_prompt(route, request, index)
-                if not prompt.get("hits", True):
-                    return prompt  # answered with the no-context text, no generation
-        if route is not None and route.limits.max_prompt_tokens:
-            # Counted by the LLM replica, which holds the tokenizer.
-            prompt = {**(prompt or {}), "max_prompt_tokens": route.limits.max_prompt_tokens}
-        if route is not None and route.answer_format == "json":
-            # The LLM replica unwraps a fenced JSON answer (serving.rag.unwrap_json_fence).
-            prompt = {**(prompt or {}), "answer_format": "json"}
-        return prompt
+                fields["template"] = route.template
+        if "template" in fields and (settings := route.retrieval):
+            fields["hits"], fields["index"] = await self.sources.find(route, request, index)
+            fields.update(max_context_tokens=settings.max_context_tokens,
+                          add_markers=settings.add_markers,
+                          check_grounding=settings.check_grounding,
+                          fix_citations=settings.fix_citations)
+        if route.limits.max_prompt_tokens:  # counted by the LLM replica (its tokenizer)
+            fields["max_prompt_tokens"] = route.limits.max_prompt_tokens
+        if route.answer_format == "json":  # a fenced JSON answer is unwrapped there
+            fields["answer_format"] = "json"
+        return RoutePrompt(**fields) if fields else None
 
-    def _first_reply(self, first: Any, stream: Any, gen: Generation, request_id: str,
-                     prompt_param: str) -> Response:
-        """The response from the engine's first item: a whole answer or an error (a
-        dict, nothing follows), else the first SSE chunk of a stream to relay."""
+    def _first_reply(self, first: Any, stream: Any, gen: Generation, request_id: str
+                     ) -> Response:
+        """The response from the engine's first item: a reply (`serving.envelope`: a
+        whole answer or an error, nothing follows), else the first SSE chunk of a stream
+        to relay."""
         headers = {REQUEST_ID_HEADER: request_id}
-        if isinstance(first, dict):  # a whole response or an error: nothing follows
-            if "lorag_error" in first:
-                err = error_from_wire(first["lorag_error"])
+        if isinstance(first, dict):
+            try:
+                first = unwrap(first)
+            except LoragError as err:
                 self.metrics.ended(gen, err.status, err.code)
-                raise err
-            if "error" in first:
-                err = from_vllm_error(first["error"], prompt_param)
-                self.metrics.ended(gen, err.status, err.code)
-                raise err
+                raise
             self.metrics.first_token.labels(gen.known, gen.adapter).observe(
                 time.perf_counter() - gen.started)
             self.metrics.ended(gen, 200, tokens=usage_tokens(first))
@@ -229,66 +223,6 @@ class OpenAIService:
             media_type="text/event-stream",
             headers={**headers, "Cache-Control": "no-cache"},
         )
-
-    async def _route_prompt(self, route: RouteConfig, request: Any,
-                            index: str | None = None) -> dict[str, Any]:
-        """What the LLM replica needs to build the route's prompt: the template and,
-        for retrieval routes, the retrieved chunks that pass min_score. `index` (the
-        request's `index` field) replaces the route's configured index."""
-        prompt: dict[str, Any] = {"template": route.template.model_dump()}
-        settings = route.retrieval
-        if settings is None:
-            return prompt
-        query = rag.search_query(request.messages, settings.query_turns)
-        if not query:
-            raise InvalidRequestError("the conversation has no user text to search with.",
-                                      param="messages", code="invalid_value")
-        searched = index or settings.index
-        t0 = time.perf_counter()
-        fetch = settings.rerank.candidates if settings.rerank else settings.top_k
-        reply = await self._search.call.remote("search", searched, query, fetch, None,
-                                               settings.exclude_status)
-        retrieval_s = time.perf_counter() - t0
-        if settings.hops == 1 or "error" in reply:  # with hops: observed after them
-            # Labelled with the configured index: client-chosen names would grow the label set.
-            self.metrics.retrieval.labels(route.name, settings.index).observe(retrieval_s)
-        if "error" in reply:  # an unknown index is a 404 (param "index")
-            raise error_from_wire(reply["error"])
-        hits = rag.usable_hits(reply["result"], settings)
-        if settings.rerank and len(hits) > settings.top_k:
-            t0 = time.perf_counter()
-            reply = await self._search.call.remote("rerank", settings.rerank.model, query,
-                                                   hits, settings.top_k)
-            self.metrics.rerank.labels(route.name).observe(time.perf_counter() - t0)
-            if "error" in reply:
-                raise error_from_wire(reply["error"])
-            hits = reply["result"]
-        if settings.hops > 1:  # the rerank above is not retrieval time
-            t0 = time.perf_counter()
-            hits = await self._further_hops(query, searched, hits, settings) if hits else hits
-            self.metrics.retrieval.labels(route.name, settings.index).observe(
-                retrieval_s + time.perf_counter() - t0)
-        self.metrics.sources.labels(route.name).observe(len(hits))
-        return {**prompt, "index": searched, "hits": hits,
-                "max_context_tokens": settings.max_context_tokens,
-                "add_markers": settings.add_markers,
-                "check_grounding": settings.check_grounding,
-                "fix_citations": settings.fix_citations}
-
-    async def _further_hops(self, query: str, index: str, hits: list[dict[str, Any]],
-                            settings: Any) -> list[dict[str, Any]]:
-        """retrieval.hops > 1: `hits` after the further searches of serving.multihop."""
-        async def search(q: str, k: int, flt: dict[str, Any] | None) -> list[dict[str, Any]]:
-            reply = await self._search.call.remote("search", index, q, k, flt,
-                                                   settings.exclude_status)
-            if "error" in reply:
-                raise error_from_wire(reply["error"])
-            return reply["result"]
-
-        hits, _ = await multihop.hop_sources(
-            query, hits, search, hops=settings.hops, top_k=settings.top_k,
-            hop_k=settings.hop_k, hop_terms=settings.hop_terms, min_score=settings.min_score)
-        return hits
 
     def _no_context(self, route: RouteConfig, request: Any, request_id: str,
                     gen: Generation) -> Response:
@@ -333,7 +267,7 @@ class OpenAIService:
             else:
                 status = int(err.status)
             stream.cancel()
-            yield f"data: {json.dumps(err.to_body())}\n\ndata: [DONE]\n\n"
+            yield event(err.to_body()) + DONE
         finally:
             gauge.dec()
             self.metrics.ended(gen, status, tokens=meter.tokens)
@@ -348,13 +282,14 @@ class OpenAIService:
         if self.access is not None:
             self.access.charge(gen.key, tokens)
 
-    async def _target(self, model: str) -> tuple[Any, dict[str, Any] | None]:
-        """The LLM handle for `model` (a route or a loaded adapter) and the adapter record."""
-        route = self.config.route(model)
+    async def _target(self, route: RouteConfig | None, model: str
+                      ) -> tuple[Any, dict[str, Any] | None, str]:
+        """The LLM handle for `model` (`route`, or else a loaded adapter), the adapter
+        record and the base model's key."""
         if route is not None:
             handle = self.llm[self.config.llm_key(route)]
             if route.adapter is None:
-                return handle, None
+                return handle, None, route.model
             adapter = await self.adapters.resolve(route.adapter)
             if adapter is None:
                 raise ServiceUnavailableError(
@@ -367,7 +302,8 @@ class OpenAIService:
                                          ["the adapters in GET /v1/adapters"])
             handle = self.llm[adapter["base_model"]]
         # Ray Serve routes to replicas that already hold this exact version.
-        return handle.options(multiplexed_model_id=adapter["served_id"]), adapter
+        return (handle.options(multiplexed_model_id=adapter["served_id"]), adapter,
+                adapter["base_model"])
 
     # -- models, health, metrics -------------------------------------------
 

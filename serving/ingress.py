@@ -6,8 +6,6 @@ Both are thin: the ingress delegates to `OpenAIService`, the LLM deployment to
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -20,10 +18,10 @@ from serving.adapters_api import AdaptersAPI, LoadAdapterRequest
 from serving.api import OpenAIService
 from serving.auth import Access, KeyStore, RateLimiterDeployment
 from serving.config import LoragConfig, ModelConfig
+from serving.envelope import failed, ok
 from serving.errors import (
     LoragError,
     ServiceUnavailableError,
-    error_to_wire,
     from_pydantic_error,
     register_exception_handlers,
 )
@@ -36,7 +34,8 @@ from serving.retrieval_api import (
     RetrievalAPI,
     SearchRequest,
 )
-
+from serving.route_prompt import RoutePrompt
+from serving.streaming import with_model_name
 
 
 async def _access(request: Request) -> None:
@@ -181,8 +180,8 @@ class LLMDeployment:
         try:
             await self._get_adapter(record)
         except LoragError as err:
-            return {"error": error_to_wire(err)}
-        return {"result": self.server.adapters.loaded()}
+            return failed(err)
+        return ok(self.server.adapters.loaded())
 
     async def _get_adapter(self, record: dict[str, Any]) -> Any:
         if self.server.adapters is None:
@@ -191,8 +190,8 @@ class LLMDeployment:
         return await self._adapter(record["served_id"])
 
     async def chat(self, request: Any, adapter: dict[str, Any] | None = None,
-                   prompt: dict[str, Any] | None = None) -> AsyncGenerator[dict | str, None]:
-        """`prompt`: the route's template and retrieved chunks (see `OpenAIService`)."""
+                   prompt: RoutePrompt | None = None) -> AsyncGenerator[dict | str, None]:
+        """`prompt`: what the route adds (`serving.route_prompt`)."""
         def create(req: Any) -> Any:
             return self.server.chat(req, prompt)
 
@@ -200,9 +199,9 @@ class LLMDeployment:
             yield item
 
     async def completions(self, request: Any, adapter: dict[str, Any] | None = None,
-                          prompt: dict[str, Any] | None = None
+                          prompt: RoutePrompt | None = None
                           ) -> AsyncGenerator[dict | str, None]:
-        """`prompt`: only the route's prompt cap ({"max_prompt_tokens": n}) here."""
+        """`prompt`: the route's prompt cap and answer format only."""
         def create(req: Any) -> Any:
             return self.server.completions(req, prompt)
 
@@ -221,7 +220,7 @@ class LLMDeployment:
         try:
             handle = await self._get_adapter(adapter)
         except LoragError as err:
-            yield {"lorag_error": error_to_wire(err)}
+            yield failed(err)
             return
         with handle.use() as engine_name:
             request.model = engine_name
@@ -272,11 +271,11 @@ class RetrieverDeployment:
         if method not in self.METHODS:
             raise ValueError(f"unknown retriever method {method}")
         try:
-            return {"result": await getattr(self.service, method)(*args)}
+            return ok(await getattr(self.service, method)(*args))
         except DomainError as err:
-            return {"error": error_to_wire(err)}
+            return failed(err)
         except ValidationError as err:
-            return {"error": error_to_wire(from_pydantic_error(err))}
+            return failed(from_pydantic_error(err))
 
     def __del__(self) -> None:
         if hasattr(self, "service"):
@@ -302,20 +301,6 @@ class AdapterRegistryDeployment:
         if method not in self.METHODS:
             raise ValueError(f"unknown registry method {method}")
         try:
-            return {"result": await getattr(self.service, method)(*args, **kwargs)}
+            return ok(await getattr(self.service, method)(*args, **kwargs))
         except DomainError as err:
-            return {"error": error_to_wire(err)}
-
-
-_MODEL_FIELD_RE = re.compile(r'"model":\s*"(?:[^"\\]|\\.)*"')
-
-
-def with_model_name(item: dict | str, name: str) -> dict | str:
-    """A response body or SSE text (one or several coalesced events) from vLLM,
-    answering as `name`. In JSON text a `"model":` key cannot occur inside a string
-    value (its quotes would be escaped), so every match is an event's `model` field."""
-    if isinstance(item, dict):
-        if "model" in item and "error" not in item:
-            return {**item, "model": name}
-        return item
-    return _MODEL_FIELD_RE.sub(lambda _: f'"model":{json.dumps(name)}', item)
+            return failed(err)

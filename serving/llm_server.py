@@ -7,9 +7,9 @@
 `vllm serve`.
 
 Contract of `chat` / `completions`: an async generator whose first item is
-either a dict (the whole JSON response, or ``{"error": {...}}``) or the first
-SSE string; a streaming response continues with SSE strings ending in
-``data: [DONE]``. Safe to call concurrently; the engine batches requests.
+either a reply (`serving.envelope`: the whole JSON response, or the client's error) or
+the first SSE string; a streaming response continues with SSE strings ending in
+``data: [DONE]``. What a route adds comes as a `serving.route_prompt.RoutePrompt`. Safe to call concurrently; the engine batches requests.
 """
 
 from __future__ import annotations
@@ -26,10 +26,16 @@ from serving.engine_args import engine_cli_args, has_cuda_device, parse_engine_a
 from serving.lora import AdapterSlots
 from serving.memory_plan import plan_memory
 from serving.metrics import route_prompt_seconds
+from serving.answer_checks import AnswerChecks, StreamChecks, check_whole_answer
+from serving.envelope import failed, ok
+from serving.errors import InvalidRequestError, from_vllm_error
 from serving.model_config import ModelConfig
+from serving.route_prompt import RoutePrompt
 from serving.streaming import coalesce
 
 logger = logging.getLogger(__name__)
+
+NO_ROUTE = RoutePrompt()  # a request that names an adapter, or a route without a prompt
 
 
 class LLMServer:
@@ -99,67 +105,43 @@ class LLMServer:
             raise RuntimeError("engine not started")
         await self.engine.check_health()
 
-    def chat(self, request: Any, prompt: dict[str, Any] | None = None
+    def chat(self, request: Any, prompt: RoutePrompt | None = None
              ) -> AsyncGenerator[dict | str, None]:
         """Chat completion; `prompt` (from the route) adds instructions and sources."""
-        if (error := self.check_prompt_logprobs(request)) is not None:
+        prompt = prompt or NO_ROUTE
+        if prompt.max_prompt_tokens and (error := self.check_prompt_length(
+                request.messages, "messages", prompt.max_prompt_tokens)) is not None:
             return _one(error)
-        citations, marker_sources, grounding, citation_sources = None, None, None, None
-        if prompt and prompt.get("max_prompt_tokens"):
-            if (error := self.check_prompt_length(request.messages, "messages",
-                                                  prompt["max_prompt_tokens"])) is not None:
-                return _one(error)
-        if prompt and "template" in prompt:
+        citations, checks = None, AnswerChecks(json_answer=json_answers(request, prompt))
+        if prompt.template is not None:
             started = time.perf_counter()
             citations, sources = self.apply_route_prompt(request, prompt)
             route_prompt_seconds().labels(self.model_key).observe(
                 time.perf_counter() - started)
-            marker_sources = sources if prompt.get("add_markers") else None
-            if prompt.get("check_grounding") and citations is not None:
-                grounding = (sources + [rag_question(request)],
-                             prompt["template"]["no_context_answer"])
-            if prompt.get("fix_citations") and citations is not None:
-                citation_sources = sources
-        json_answer = json_answers(request, prompt)
-        if json_answer:
-            marker_sources = None  # " [n]" after a JSON value would break it
-        return self._run(self._chat.create_chat_completion, request, citations,
-                         marker_sources, grounding, citation_sources, json_answer)
+            checks = route_checks(request, prompt, sources, checks.json_answer)
+        return self._run(self._chat.create_chat_completion, request, "messages", citations,
+                         checks)
 
-    def completions(self, request: Any, prompt: dict[str, Any] | None = None
+    def completions(self, request: Any, prompt: RoutePrompt | None = None
                     ) -> AsyncGenerator[dict | str, None]:
-        if (error := self.check_prompt_logprobs(request)) is not None:
+        prompt = prompt or NO_ROUTE
+        if prompt.max_prompt_tokens and (error := self.check_prompt_length(
+                request.prompt, "prompt", prompt.max_prompt_tokens)) is not None:
             return _one(error)
-        if prompt and prompt.get("max_prompt_tokens"):
-            if (error := self.check_prompt_length(request.prompt, "prompt",
-                                                  prompt["max_prompt_tokens"])) is not None:
-                return _one(error)
-        return self._run(self._completion.create_completion, request,
-                         json_answer=json_answers(request, prompt))
-
-    def check_prompt_logprobs(self, request: Any) -> dict | None:
-        """An error item when the request asks for prompt log-probabilities and this
-        engine serves LoRA (`serving.protocol.prompt_logprobs_error`)."""
-        from serving.errors import error_to_wire
-        from serving.protocol import prompt_logprobs_error
-
-        err = prompt_logprobs_error(request, self.model_key, self.config.engine.enable_lora)
-        return None if err is None else {"lorag_error": error_to_wire(err)}
+        return self._run(self._completion.create_completion, request, "prompt",
+                         checks=AnswerChecks(json_answer=json_answers(request, prompt)))
 
     def check_prompt_length(self, prompt: Any, param: str, limit: int) -> dict | None:
-        """The route's prompt cap: an error item when the client's prompt (messages as
+        """The route's prompt cap: a failed reply when the client's prompt (messages as
         the chat template renders them, or each completion prompt) has more tokens."""
-        from serving.errors import InvalidRequestError, error_to_wire
-
         count = prompt_tokens(self.engine.get_tokenizer(), prompt)
         if count <= limit:
             return None
-        err = InvalidRequestError(
+        return failed(InvalidRequestError(
             f"The prompt is {count} tokens; this route accepts at most {limit}.",
-            param=param, code="prompt_too_long")
-        return {"lorag_error": error_to_wire(err)}
+            param=param, code="prompt_too_long"))
 
-    def apply_route_prompt(self, request: Any, prompt: dict[str, Any]
+    def apply_route_prompt(self, request: Any, prompt: RoutePrompt
                            ) -> tuple[list[dict] | None, list[str]]:
         """Rewrite `request.messages` with the route's template; return the citations
         and the rendered sources.
@@ -169,65 +151,54 @@ class LLMServer:
         the answer's max_tokens, counted with this model's tokenizer.
         """
         from serving import rag
-        from serving.route_settings import PromptTemplate
 
-        template = PromptTemplate.model_validate(prompt["template"])
         messages = list(request.messages)
-        hits = prompt.get("hits")
-        if hits is None:  # a plain route with instructions
-            request.messages = rag.build_messages(template, messages, retrieval=False)
+        if not prompt.retrieval:  # a plain route with instructions
+            request.messages = rag.build_messages(prompt.template, messages, retrieval=False)
             return None, []
         answer = (getattr(request, "max_completion_tokens", None) or request.max_tokens
                   or rag.DEFAULT_ANSWER_RESERVE)
         request.messages, chosen = rag.prepare_messages(
-            self.engine.get_tokenizer(), template, messages, hits,
-            max_context_tokens=prompt["max_context_tokens"],
+            self.engine.get_tokenizer(), prompt.template, messages, prompt.hits,
+            max_context_tokens=prompt.max_context_tokens,
             max_model_len=self.max_model_len, answer_tokens=answer)
-        citations = [rag.citation(n, prompt["index"], hit)
-                     for n, (hit, _) in enumerate(chosen, 1)]
+        citations = [rag.citation(n, prompt.index, hit) for n, (hit, _) in enumerate(chosen, 1)]
         return citations, [text for _, text in chosen]
 
-    async def _run(self, create: Any, request: Any, citations: list[dict] | None = None,
-                   marker_sources: list[str] | None = None,
-                   grounding: tuple[list[str], str] | None = None,
-                   citation_sources: list[str] | None = None, json_answer: bool = False
+    async def _run(self, create: Any, request: Any, prompt_param: str,
+                   citations: list[dict] | None = None, checks: AnswerChecks = AnswerChecks()
                    ) -> AsyncGenerator[dict | str, None]:
-        """Run one request through vLLM's serving layer and post-process its answer.
+        """Run one request through vLLM's serving layer and check its answer
+        (`serving.answer_checks`: the same checks, in the same order, whole or streamed).
 
-        A whole (non-streamed) answer: a JSON answer (`json_answer`) loses a Markdown code
-        fence around it (`rag.unwrap_json_fence`), then grounding, citation fixing and
-        markers apply to each choice. A stream is relayed as it is made and never
-        rewritten: a JSON response_format (the engine's grammar) is what keeps a streamed
-        JSON answer clean; only the checks on its finishing chunk apply. Neither touches
-        `finish_reason`: an answer cut at max_tokens (a JSON one still emitting
-        whitespace, say) keeps vLLM's "length".
+        A whole answer or an error is one reply (`serving.envelope`); a stream is relayed
+        as it is made, its finishing chunks checked. Neither touches `finish_reason`: an
+        answer cut at max_tokens (a JSON one still emitting whitespace, say) keeps vLLM's
+        "length". `prompt_param` names the client's prompt in vLLM's context errors.
         """
         from vllm.entrypoints.serve.engine.protocol import ErrorResponse
 
         result = await _create(create, request)
         if isinstance(result, ErrorResponse):
-            yield result.model_dump()
+            yield failed(from_vllm_error(result.model_dump()["error"], prompt_param))
         elif hasattr(result, "model_dump"):
             body = result.model_dump(exclude_unset=False)
             if citations is not None:
                 body["citations"] = citations
-            if json_answer:
-                _unwrap_json_answers(body)
-            if grounding or marker_sources or citation_sources:
-                _check_answers(body, grounding, citation_sources, marker_sources)
-            yield body
+            if checks:
+                check_whole_answer(body, checks)
+            yield ok(body)
         else:
-            from serving.rag import StreamChecks, with_citations_first_event
+            from serving.rag import with_citations_first_event
 
             interval_s = self.config.stream_batching_interval_ms / 1000
             first = citations is not None
-            checks = (StreamChecks(marker_sources, grounding[0] if grounding else None)
-                      if marker_sources or grounding else None)
+            stream_checks = StreamChecks(checks) if checks.streamed() else None
             async for chunk in coalesce(result, interval_s):
                 if first:
                     chunk, first = with_citations_first_event(chunk, citations), False
-                if checks is not None:
-                    chunk = checks(chunk)
+                if stream_checks is not None:
+                    chunk = stream_checks(chunk)
                 yield chunk
 
     def metrics_text(self) -> str:
@@ -257,42 +228,6 @@ async def _create(create: Any, request: Any) -> Any:
         return result
 
 
-def _unwrap_json_answers(body: dict[str, Any]) -> None:
-    """A whole JSON answer: each choice loses a Markdown code fence around it."""
-    from serving.rag import unwrap_json_fence
-
-    for choice in body.get("choices", []):
-        message = choice.get("message") or {}
-        if isinstance(message.get("content"), str):  # chat
-            message["content"] = unwrap_json_fence(message["content"])
-        elif isinstance(choice.get("text"), str):  # completions
-            choice["text"] = unwrap_json_fence(choice["text"])
-
-
-def _check_answers(body: dict[str, Any], grounding: tuple[list[str], str] | None,
-                   citation_sources: list[str] | None,
-                   marker_sources: list[str] | None) -> None:
-    """A whole chat answer, each choice in turn: the grounding check (an answer the
-    sources do not support becomes the no-context text), then citation fixing, then
-    markers."""
-    from serving.rag import add_marker, fix_citations, grounded
-
-    for choice in body.get("choices", []):
-        message = choice.get("message") or {}
-        if not isinstance(message.get("content"), str):
-            continue
-        if grounding:
-            if not grounded(message["content"], grounding[0]):
-                message["content"] = grounding[1]  # invented: say "don't know"
-                choice["grounding"] = "replaced"
-                continue
-            choice["grounding"] = "passed"
-        if citation_sources:
-            message["content"] = fix_citations(message["content"], citation_sources)
-        if marker_sources:
-            message["content"] = add_marker(message["content"], marker_sources)
-
-
 def prompt_tokens(tokenizer: Any, prompt: Any) -> int:
     """Tokens of a chat conversation (rendered with the chat template) or of the longest
     completion prompt (text or token ids)."""
@@ -319,13 +254,26 @@ def prompt_tokens(tokenizer: Any, prompt: Any) -> int:
                    for x in messages)
 
 
-def json_answers(request: Any, prompt: dict[str, Any] | None) -> bool:
+def route_checks(request: Any, prompt: RoutePrompt, sources: list[str], json_answer: bool
+                 ) -> AnswerChecks:
+    """The checks a route's settings ask for, over the sources its prompt holds (the
+    marker is never added to a JSON answer: " [n]" after a JSON value would break it)."""
+    return AnswerChecks(
+        grounding_texts=(sources + [rag_question(request)]
+                         if prompt.check_grounding and prompt.retrieval else None),
+        no_context_answer=prompt.template.no_context_answer if prompt.template else "",
+        citation_sources=sources if prompt.fix_citations and prompt.retrieval else None,
+        marker_sources=sources if prompt.add_markers and not json_answer else None,
+        json_answer=json_answer)
+
+
+def json_answers(request: Any, prompt: RoutePrompt | None) -> bool:
     """Whether a request's answer is JSON: its route declares answer_format json, or its
     effective response_format (its own, else the route's) is json_object / json_schema,
     or it asks vLLM's structured_outputs for JSON."""
     from serving.route_settings import is_json_format
 
-    if prompt and prompt.get("answer_format") == "json":
+    if prompt is not None and prompt.answer_format == "json":
         return True
     if is_json_format(getattr(request, "response_format", None)):
         return True

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 
-import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+
+from serving.streaming import DROP, rewrite_events
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
 RETRIEVAL_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
@@ -82,8 +83,8 @@ class UsageMeter:
     and the grounding verdicts of its finishing chunks (`verdicts`).
 
     With `strip`, the usage-only event (``"choices": []``) is dropped: the client
-    did not ask for it. In JSON text ``"usage":`` and ``"grounding":`` can only be keys
-    (quotes inside strings are escaped), so the substring tests are exact and cheap.
+    did not ask for it. Only events holding a ``"usage":`` or ``"grounding":`` key are
+    parsed (`serving.streaming.rewrite_events`).
     """
 
     def __init__(self, strip: bool = False):
@@ -93,25 +94,10 @@ class UsageMeter:
         self.verdicts: list[str] = []
 
     def __call__(self, text: str) -> str:
-        if '"usage":' not in text and '"grounding":' not in text:
-            return text
-        events = text.split("\n\n")
-        kept = [e for e in events if not self._read(e)]
-        return "\n\n".join(kept) if len(kept) != len(events) else text
+        return rewrite_events(text, self._read, needles=('"usage":', '"grounding":'))
 
-    def _read(self, event: str) -> bool:
-        """Record the event's usage and grounding verdicts (one parse); True when it is to
-        be dropped."""
-        payload = event.strip()
-        if not payload.startswith("data:") or (
-                '"usage":' not in payload and '"grounding":' not in payload):
-            return False
-        try:
-            body = json.loads(payload[5:])
-        except ValueError:
-            return False
-        if not isinstance(body, dict):
-            return False
+    def _read(self, body: dict[str, Any]) -> Any:
+        """Record the event's usage and grounding verdicts; DROP the forced usage event."""
         self.verdicts += grounding_verdicts(body)
         usage = body.get("usage")
         if not usage:
@@ -119,7 +105,7 @@ class UsageMeter:
         self.tokens = int(usage.get("completion_tokens") or self.tokens)  # cumulative
         self.total = int(usage.get("total_tokens") or 0) or (
             int(usage.get("prompt_tokens") or 0) + self.tokens)
-        return self.strip and body.get("choices") == []
+        return DROP if self.strip and body.get("choices") == [] else False
 
 
 class IngressMetrics:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from serving.route_settings import PromptTemplate, RetrievalSettings
+from serving.streaming import DONE, event, rewrite_events
 
 DEFAULT_ANSWER_RESERVE = 256  # tokens kept for the answer when the request sets no max_tokens
 SNIPPET_CHARS = 240
@@ -340,63 +341,18 @@ def unwrap_json_fence(text: str) -> str:
     return text
 
 
-class StreamChecks:
-    """The checks of non-streamed answers that a stream allows, applied to each choice's
-    finishing chunk once its whole text is known: SSE in, SSE out.
-
-    - `grounding_texts` (the sources and the question): the finishing chunk says
-      `"grounding": "passed"` or `"failed"` (see `grounded`). The text is already sent and
-      cannot be replaced, as a non-streamed answer is, so the client decides what to show.
-    - `marker_sources`: " [n]" is appended, as `add_marker` does, when the answer cited
-      nothing and passed (or no) grounding.
-    """
-
-    def __init__(self, marker_sources: list[str] | None = None,
-                 grounding_texts: list[str] | None = None):
-        self.sources = marker_sources
-        self.grounding_texts = grounding_texts
-        self.texts: dict[int, str] = {}
-
-    def _finish(self, choice: dict[str, Any], delta: dict[str, Any], text: str) -> bool:
-        """Check a choice's whole `text` on its finishing chunk; True when it changed."""
-        passed, changed = True, False
-        if self.grounding_texts is not None:
-            passed = grounded(text, self.grounding_texts)
-            choice["grounding"], changed = "passed" if passed else "failed", True
-        if self.sources and passed:
-            marked = add_marker(text, self.sources)
-            if marked != text:
-                choice["delta"] = {**delta, "content": (delta.get("content") or "")
-                                   + marked[len(text.rstrip()):]}
-                changed = True
-        return changed
-
-    def __call__(self, sse: str) -> str:
-        out = []
-        for event in sse.split("\n\n"):
-            if not event.startswith("data: ") or event == "data: [DONE]":
-                out.append(event)
-                continue
-            body = json.loads(event[len("data: "):])
-            changed = False
-            for choice in body.get("choices") or []:
-                delta = choice.get("delta") or {}
-                i = choice.get("index", 0)
-                self.texts[i] = self.texts.get(i, "") + (delta.get("content") or "")
-                if choice.get("finish_reason") is not None:
-                    changed = self._finish(choice, delta, self.texts[i]) or changed
-            out.append(f"data: {json.dumps(body, ensure_ascii=False)}" if changed else event)
-        return "\n\n".join(out)
-
-
 def with_citations_first_event(sse: str, citations: list[dict[str, Any]]) -> str:
     """Add `citations` to the first `data:` event of an SSE string."""
-    head, sep, rest = sse.partition("\n\n")
-    if not head.startswith("data: ") or head.strip() == "data: [DONE]":
-        return sse
-    event = json.loads(head[len("data: "):])
-    event["citations"] = citations
-    return f"data: {json.dumps(event, ensure_ascii=False)}{sep}{rest}"
+    first = [True]
+
+    def edit(event: dict[str, Any]) -> bool:
+        if first[0]:
+            event["citations"] = citations
+            first[0] = False
+            return True
+        return False
+
+    return rewrite_events(sse, edit)
 
 
 # -- answers without the model (no source passed min_score) ---------------------------
@@ -423,17 +379,17 @@ def no_context_stream(request: Any, model: str, text: str) -> Iterator[str]:
     base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",
             "created": int(time.time()), "model": model}
 
-    def event(choices: list[dict[str, Any]], **extra: Any) -> str:
-        return f"data: {json.dumps({**base, 'choices': choices, **extra}, ensure_ascii=False)}\n\n"
+    def chunk(choices: list[dict[str, Any]], **extra: Any) -> str:
+        return event({**base, "choices": choices, **extra})
 
     n = _n(request)
-    yield event([{"index": i, "delta": {"role": "assistant", "content": ""},
+    yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""},
                   "logprobs": None, "finish_reason": None} for i in range(n)], citations=[])
-    yield event([{"index": i, "delta": {"content": text}, "logprobs": None,
+    yield chunk([{"index": i, "delta": {"content": text}, "logprobs": None,
                   "finish_reason": None} for i in range(n)])
-    yield event([{"index": i, "delta": {}, "logprobs": None, "finish_reason": "stop"}
+    yield chunk([{"index": i, "delta": {}, "logprobs": None, "finish_reason": "stop"}
                  for i in range(n)])
     options = getattr(request, "stream_options", None)
     if options is not None and getattr(options, "include_usage", False):
-        yield event([], usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
-    yield "data: [DONE]\n\n"
+        yield chunk([], usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
+    yield DONE

@@ -1,9 +1,8 @@
 """Ingress side of retrieval: index admin, ingestion, search and /v1/embeddings.
 
 Bodies are validated here (400s name the field, e.g. `documents.3.text`), then
-forwarded to the retriever deployment. The retriever answers
-``{"result": ...}`` or ``{"error": {...}}`` so that typed errors cross the Ray
-boundary intact.
+forwarded to the retriever deployment, which answers in `serving.envelope`'s reply
+shape.
 """
 
 from __future__ import annotations
@@ -18,12 +17,12 @@ from retrieval.files import FORMATS, SUFFIXES, named_document
 from retrieval.knowledge_base import Document
 from retrieval.spec import IndexSpec
 from serving.config import LoragConfig
+from serving.envelope import unwrap
 from serving.errors import (
     ConflictError,
     InvalidRequestError,
     NotFoundError,
     PayloadTooLargeError,
-    error_from_wire,
     from_pydantic_error,
 )
 from serving.protocol import decode_json_body, read_body
@@ -73,9 +72,7 @@ class RetrievalAPI:
 
     async def _call(self, method: str, *args: Any) -> Any:
         reply = await self.retriever.call.remote(method, *args)
-        if "error" in reply:
-            raise error_from_wire(reply["error"])
-        return reply["result"]
+        return unwrap(reply)
 
     async def _json(self, raw: Request) -> dict[str, Any]:
         return decode_json_body(

@@ -51,8 +51,8 @@ async def test_index_replaces_the_routes_index_for_one_request(service, route):
     assert (await chat(svc, model=route)).status_code == 200
     assert retriever.searched == ["fresh", "helix"]
     assert retriever.excluded == [["draft", "superseded"]] * 2  # the route's default
-    assert [p["index"] for p in llm.prompts] == ["fresh", "helix"]  # what citations name
-    assert llm.prompts[0]["hits"][0]["doc_id"] == "fresh-doc"
+    assert [p.index for p in llm.prompts] == ["fresh", "helix"]  # what citations name
+    assert llm.prompts[0].hits[0]["doc_id"] == "fresh-doc"
     assert (await chat(svc, model=route, index=None)).status_code == 200  # null: unset
     assert retriever.searched[-1] == "helix"
 

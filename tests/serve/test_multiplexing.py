@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from lorag_core.ports import free_port
+from serving.envelope import ok
 from serving.lora import AdapterSlots
 from tests.serve.fakes import FakeLLMServerBase, start_local_ray
 
@@ -37,8 +38,8 @@ class FakeLLMServer(FakeLLMServerBase):
 
     async def chat(self, request, prompt=None):
         await asyncio.sleep(0.01)
-        yield {"replica": os.getpid(), "model": request.model,
-               "engine_loras": sorted(self.engine.loaded)}
+        yield ok({"replica": os.getpid(), "model": request.model,
+                  "engine_loras": sorted(self.engine.loaded)})
 
 
 def record(name, lora_int_id):

@@ -14,6 +14,7 @@ import pytest
 
 from lorag_core.ports import free_port
 from serving.config import parse_config
+from serving.envelope import ok
 from tests.serve.fakes import FakeLLMServerBase, start_local_ray
 
 pytestmark = pytest.mark.own_cluster  # see tests/conftest.py
@@ -23,8 +24,8 @@ class FakeLLMServer(FakeLLMServerBase):
     """Answers every chat with the deployment that served it (no engine)."""
 
     async def chat(self, request, prompt=None):
-        yield {"object": "chat.completion", "model": request.model, "choices": [],
-               "served_names": self.served_names, "replica": os.getpid()}
+        yield ok({"object": "chat.completion", "model": request.model, "choices": [],
+                  "served_names": self.served_names, "replica": os.getpid()})
 
 
 CONFIG = {

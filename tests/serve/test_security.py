@@ -18,6 +18,7 @@ import pytest
 from lorag_core.ports import free_port
 from serving.auth import hash_key
 from serving.config import parse_config
+from serving.envelope import ok
 from tests.serve.fakes import FakeLLMServerBase, start_local_ray
 
 pytestmark = pytest.mark.own_cluster  # see tests/conftest.py
@@ -43,10 +44,10 @@ class FakeLLMServer(FakeLLMServerBase):
             await asyncio.sleep(float(text.split(":")[1]) if text.startswith("slow:") else 0)
             yield "data: [DONE]\n\n"
             return
-        yield {"object": "chat.completion", "model": request.model, "usage": usage,
-               "max_tokens": request.max_tokens,
-               "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
-                            "finish_reason": "stop"}]}
+        yield ok({"object": "chat.completion", "model": request.model, "usage": usage,
+                  "max_tokens": request.max_tokens,
+                  "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                               "finish_reason": "stop"}]})
 
 
 def config(keys_file: str) -> dict:

@@ -18,9 +18,9 @@ class FakeLLM:
         self.prompts.append(prompt)
 
         async def answer():
-            yield {"id": "c", "object": "chat.completion", "model": request.model,
+            yield {"result": {"id": "c", "object": "chat.completion", "model": request.model,
                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
-                                "finish_reason": "stop"}]}
+                                "finish_reason": "stop"}]}}
         return answer()
 
 

@@ -229,6 +229,6 @@ def test_prompt_cap_counts_the_rendered_conversation_and_each_completion_prompt(
     server = LLMServer.__new__(LLMServer)
     server.engine = type("Engine", (), {"get_tokenizer": lambda self: tok})()
     assert server.check_prompt_length(chat, "messages", 13) is None
-    error = server.check_prompt_length(chat, "messages", 12)["lorag_error"]
+    error = server.check_prompt_length(chat, "messages", 12)["error"]  # a failed reply
     assert error["status"] == 400 and error["param"] == "messages"
     assert error["code"] == "prompt_too_long" and "13 tokens" in error["message"]

@@ -6,6 +6,7 @@ import json
 from types import SimpleNamespace
 
 from serving.llm_server import LLMServer, rag_question
+from tests.support.answers import answer_checks
 
 SOURCES = ["[1] Site A > Water\nThe recirculation rate is 91%."]
 NO_CONTEXT = "I don't know. The documents I can search do not cover this."
@@ -18,9 +19,10 @@ def choice(content, **kwargs):
 
     async def first():
         server = LLMServer("m", SimpleNamespace(), served_names=["m"])
-        async for item in server._run(create, SimpleNamespace(), [{"number": 1}], **kwargs):
+        async for item in server._run(create, SimpleNamespace(), "messages", [{"number": 1}],
+                                      answer_checks(**kwargs)):
             return item
-    return asyncio.run(first())["choices"][0]
+    return asyncio.run(first())["result"]["choices"][0]
 
 
 def reply(content, **kwargs):
@@ -79,8 +81,8 @@ def streamed(parts, n_choices=1, **kwargs):
     async def collect():
         server = LLMServer("m", SimpleNamespace(stream_batching_interval_ms=0),
                            served_names=["m"])
-        return [item async for item in server._run(create, SimpleNamespace(),
-                                                   [{"number": 1}], **kwargs)]
+        return [item async for item in server._run(create, SimpleNamespace(), "messages",
+                                                   [{"number": 1}], answer_checks(**kwargs))]
     events = [e for item in asyncio.run(collect()) for e in item.split("\n\n")
               if e.startswith("data: {")]
     chunks = [json.loads(e[len("data: "):]) for e in events]
@@ -107,3 +109,18 @@ def test_a_streamed_answer_says_on_its_last_chunk_whether_it_is_grounded():
     assert [c["grounding"] for c in finished] == ["failed", "failed"]
     _, [last] = streamed(["It is ", "94%."])
     assert "grounding" not in last
+
+
+def test_a_stream_is_checked_in_the_order_a_whole_answer_is():
+    """The same checks as a whole answer: a citation the whole answer would re-point is
+    flagged on the stream (its text is sent), grounding first."""
+    sources = ["[1] Report\nSites recycle most water.", SOURCES[0].replace("[1]", "[2]")]
+    _, [last] = streamed(["It is 91% ", "[1]."], citation_sources=sources)
+    assert last["citation_check"] == "mismatch"
+    assert reply("It is 91% [1].", citation_sources=sources) == "It is 91% [2]."
+    _, [last] = streamed(["It is 91% ", "[2]."], citation_sources=sources)
+    assert "citation_check" not in last
+    # an ungrounded answer is flagged for grounding only, as the whole one is replaced
+    _, [last] = streamed(["It is 94% ", "[1]."], grounding=(sources, NO_CONTEXT),
+                         citation_sources=sources)
+    assert last["grounding"] == "failed" and "citation_check" not in last

@@ -14,6 +14,8 @@ from serving.api import OpenAIService
 from serving.config import DEFAULT_CONFIG_PATH, ConfigError, load_config, parse_config
 from serving.llm_server import LLMServer, json_answers
 from serving.rag import unwrap_json_fence
+from serving.route_prompt import RoutePrompt
+from tests.support.answers import answer_checks
 from tests.support.ingress import FakeLLM, chat
 
 SCHEMA = {"type": "object",
@@ -146,8 +148,8 @@ class RecordingLLM(FakeLLM):
         self.prompts.append(prompt)
 
         async def answer():
-            yield {"id": "c", "object": "text_completion", "model": request.model,
-                   "choices": [{"index": 0, "text": "ok", "finish_reason": "stop"}]}
+            yield {"result": {"id": "c", "object": "text_completion", "model": request.model,
+                              "choices": [{"index": 0, "text": "ok", "finish_reason": "stop"}]}}
         return answer()
 
 
@@ -195,7 +197,7 @@ async def test_completions_get_the_route_default_too():
 async def test_a_json_route_tells_the_llm_replica():
     svc, llm = service(answer_format="json")
     await chat(svc, model="r")
-    assert llm.prompts[-1] == {"answer_format": "json"}
+    assert llm.prompts[-1] == RoutePrompt(answer_format="json")
     assert json_answers(llm.requests[-1], llm.prompts[-1])
     await chat(svc, model="base")
     assert llm.prompts[-1] is None and not json_answers(llm.requests[-1], None)
@@ -272,9 +274,10 @@ def run(content, *, stream=False, json_answer=True, finish_reason="stop", comple
 
     async def collect():
         server = LLMServer("m", SimpleNamespace(stream_batching_interval_ms=0), ["m"])
-        return [item async for item in server._run(create, SimpleNamespace(),
-                                                   json_answer=json_answer, **kwargs)]
-    return asyncio.run(collect())
+        return [item async for item in server._run(
+            create, SimpleNamespace(), "messages",
+            checks=answer_checks(json_answer=json_answer, **kwargs))]
+    return [item["result"] if isinstance(item, dict) else item for item in asyncio.run(collect())]
 
 
 def test_a_whole_json_answer_loses_its_fence():
@@ -315,8 +318,9 @@ def test_json_answers_follow_the_effective_format():
                                      **body)
 
     assert not json_answers(request(), None)
-    assert not json_answers(request(response_format={"type": "text"}), {})
-    assert json_answers(request(response_format={"type": "text"}), {"answer_format": "json"})
+    assert not json_answers(request(response_format={"type": "text"}), RoutePrompt())
+    assert json_answers(request(response_format={"type": "text"}),
+                        RoutePrompt(answer_format="json"))
     assert json_answers(request(response_format={"type": "json_object"}), None)
     assert json_answers(request(response_format=JSON_SCHEMA), None)
     assert json_answers(request(structured_outputs={"json": SCHEMA}), None)

@@ -199,7 +199,7 @@ async def test_the_ingress_adds_the_second_hops_chunks():
     _, query, k, filter, exclude = retriever.calls[1][1]
     assert "Ostbridge" in query and k == 2 and exclude == ["draft", "superseded"]
     assert filter == {"doc_id": {"$nin": ["overview", "site-ostbridge"]}}
-    hits = llm.prompts[0]["hits"]
+    hits = llm.prompts[0].hits
     assert [h["chunk_id"] for h in hits] == ["site-ostbridge#0", "overview#2", "leadership#3"]
     metrics = svc.metrics.render()
     assert b'lorag_retrieval_duration_seconds_count{index="helix",route="rag"} 1.0' in metrics
@@ -210,5 +210,5 @@ async def test_one_hop_is_one_search():
     svc = OpenAIService(config_with_hops(), {"smollm2": llm}, retriever, None)
     await chat(svc, model="rag", messages=[{"role": "user", "content": QUESTION}])
     assert len(retriever.calls) == 1
-    assert [h["chunk_id"] for h in llm.prompts[0]["hits"]] == ["site-ostbridge#0",
+    assert [h["chunk_id"] for h in llm.prompts[0].hits] == ["site-ostbridge#0",
                                                                "overview#2"]

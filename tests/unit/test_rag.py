@@ -4,6 +4,7 @@ import json
 from types import SimpleNamespace
 
 from serving import rag
+from serving.answer_checks import AnswerChecks, StreamChecks
 from serving.route_settings import DEFAULT_RAG_SYSTEM, PromptTemplate, RetrievalSettings
 
 T = PromptTemplate()
@@ -141,7 +142,7 @@ def test_stream_checks_mark_the_finishing_chunk_of_each_choice():
         return "data: " + json.dumps({"choices": [{"index": index, "delta": {
             "content": content}, "finish_reason": finish}]}) + "\n\n"
 
-    stream = rag.StreamChecks(SOURCES)
+    stream = StreamChecks(AnswerChecks(marker_sources=SOURCES))
     out = [stream(event(0, "Ostbridge recycles ")), stream(event(0, "91%.") + event(1, "No.")),
            stream(event(0, "", "stop") + event(1, "", "stop")), stream("data: [DONE]\n\n")]
     chunks = [json.loads(e[len("data: "):]) for s in out for e in s.strip().split("\n\n")

@@ -134,7 +134,7 @@ async def test_the_ingress_fetches_candidates_and_sends_the_kept_ones(tmp_path):
     assert (await chat(svc, model="rag")).status_code == 200
     assert [c[0] for c in retriever.calls] == ["search", "rerank"]
     assert retriever.calls[0][1][2] == 8  # candidates fetched
-    hits = llm.prompts[0]["hits"]
+    hits = llm.prompts[0].hits
     assert len(hits) == 4 and "doc6" in [h["doc_id"] for h in hits]
     assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
     assert b"lorag_rerank_duration_seconds_count{route=\"rag\"} 1.0" in svc.metrics.render()

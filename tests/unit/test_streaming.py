@@ -54,13 +54,14 @@ async def test_zero_interval_is_passthrough():
 
 
 def test_answers_carry_the_route_name_not_the_engines():
-    from serving.ingress import with_model_name
+    from serving.streaming import with_model_name
 
     one = 'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"base",' \
           '"choices":[{"delta":{"content":"say \\"model\\":\\"base\\""}}]}\n\n'
     two = one + one.replace('"c"', '"d"')  # coalesced events
     out = with_model_name(two, "rag")
     assert out.count('"model":"rag"') == 2 and out.count('\\"model\\":\\"base\\"') == 2
-    assert with_model_name({"model": "base", "choices": []}, "rag")["model"] == "rag"
+    assert with_model_name({"result": {"model": "base", "choices": []}}, "rag")[
+        "result"]["model"] == "rag"
     assert with_model_name({"error": {"message": "x"}}, "rag") == {"error": {"message": "x"}}
     assert with_model_name("data: [DONE]\n\n", "rag") == "data: [DONE]\n\n"
