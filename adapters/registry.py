@@ -29,6 +29,8 @@ from adapters.errors import AdapterNotFoundError, InvalidInputError
 from adapters.sources import SourceResolver
 from adapters.validation import AdapterLimits, validate_adapter
 
+__all__ = ["AdapterVersion", "AdapterRegistry"]
+
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 

@@ -27,6 +27,9 @@ from adapters.sources import SourceResolver
 from adapters.validation import AdapterLimits
 from lorag_core.data_dir import default_data_dir
 
+__all__ = ["PUBLIC_FIELDS", "BaseModelInfo", "AdapterSettings", "pick_base_model", "record",
+           "AdapterService"]
+
 # Fields of a version that clients see; the store path stays internal.
 PUBLIC_FIELDS = ("version", "content_hash", "source", "base_model", "rank", "size_bytes",
                  "created_at")

@@ -21,6 +21,9 @@ from adapters.errors import InvalidInputError, SourceUnavailableError
 from adapters.validation import inside_roots
 
 
+__all__ = ["AdapterSource", "LocalSource", "HubSource", "FsspecSource", "SourceResolver"]
+
+
 class AdapterSource(Protocol):
     def fetch(self, uri: str, dest: Path) -> None:
         """Copy the adapter at `uri` into the empty folder `dest`."""

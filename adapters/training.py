@@ -35,6 +35,10 @@ from typing import Any
 
 from lorag_core.model_source import public_model_name, resolve_model_source
 
+__all__ = ["IGNORE_INDEX", "ROLES", "WARMUP_FRACTION", "TRAIN_EVAL_EXAMPLES",
+           "TrainingError", "TrainOptions", "Example", "Encoded", "add_arguments",
+           "run_command", "load_examples", "encode", "split_heldout", "batches", "train"]
+
 IGNORE_INDEX = -100  # label value torch's cross entropy skips: prompt and padding
 ROLES = frozenset({"system", "user", "assistant"})
 WARMUP_FRACTION = 0.1

@@ -22,6 +22,9 @@ from pathlib import Path
 
 from adapters.errors import InvalidInputError
 
+__all__ = ["WEIGHT_FILES", "LLAMA_LORA_MODULES", "AdapterLimits", "AdapterInfo",
+           "normalize_model_name", "folder_hash", "validate_adapter", "inside_roots"]
+
 WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 # Linear layers vLLM can put a LoRA on in Llama-family models (q/k/v are packed
 # into qkv_proj and gate/up into gate_up_proj inside vLLM; PEFT names them apart).

@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 
 from loadtest.compare_vllm import add_workload_args, run_benchmark, summarize
-from loadtest.servers import running
+from serving.local_server import running
 from lorag_core.model_source import resolve_model_source
 from serving.config import DEFAULT_CONFIG_PATH, dump_config, load_config, with_adapter_roots
 

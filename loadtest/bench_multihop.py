@@ -6,7 +6,7 @@ second document of a multi-document question, and what does it cost the others?
         [--hop-k 2] [--hop-terms 4] [--tokenizer SOURCE] [--cache DIR]
         [--out results/bench_multihop.json]
 
-For each set (retrieval/samples/<set>: docs/ and questions.jsonl) an index is built as the
+For each set (evaluation/samples/<set>: docs/ and questions.jsonl) an index is built as the
 server builds a config index (the IndexSpec of --index in --config: chunks of 600
 characters with 80 of overlap, dense search, all-MiniLM-L6-v2; retrieval.registry and
 retrieval.files, the code the retriever replicas run). Every question is searched as a
@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "retrieval" / "samples"
+SAMPLES = ROOT / "evaluation" / "samples"
 DEFAULT_SETS = "helix,northwind-ferries"
 KINDS = ("single", "multi", "unanswerable")
 
@@ -87,7 +87,7 @@ def variants() -> list[Variant]:
 
 def load_set(folder: Path) -> tuple[list[dict[str, Any]], list[Any]]:
     """The documents of `folder`/docs as the server reads them, and the questions."""
-    from loadtest.evaluation.data import load_questions
+    from evaluation.data import load_questions
     from retrieval.files import load_documents
 
     return load_documents([folder / "docs"]), load_questions(folder / "questions.jsonl")
@@ -141,7 +141,7 @@ def build_index(registry: Any, name: str, spec: Any, docs: list[dict[str, Any]])
 def judge(item: Any, hits: list[dict[str, Any]], first_docs: set[str] | None = None
           ) -> dict[str, Any]:
     """One question's figures for the sources `hits`."""
-    from loadtest.evaluation.scoring import is_correct
+    from evaluation.scoring import is_correct
 
     docs = [h["doc_id"] for h in hits]
     gold = set(item.doc_ids)

@@ -37,11 +37,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from loadtest.servers import running
+from serving.local_server import running
 from serving.config import DEFAULT_CONFIG_PATH, dump_config, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "retrieval" / "samples" / "helix"
+SAMPLE = ROOT / "evaluation" / "samples" / "helix"
 INDEX = "bench"
 GOAL_MS = 15
 

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "retrieval" / "samples" / "helix"
+SAMPLE = ROOT / "evaluation" / "samples" / "helix"
 
 
 def _shown(path: str) -> str:

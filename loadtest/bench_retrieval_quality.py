@@ -90,7 +90,7 @@ def paired(a: list[dict[str, float]], b: list[dict[str, float]], key: str = "rec
            ) -> dict[str, Any]:
     """Questions only `a` finds (metric 1 vs below 1), only `b` finds, and the exact
     McNemar p-value: is the difference more than luck?"""
-    from loadtest.evaluation.stats import mcnemar
+    from evaluation.stats import mcnemar
 
     only_a = sum(1 for x, y in zip(a, b, strict=True) if x[key] >= 1 > y[key])
     only_b = sum(1 for x, y in zip(a, b, strict=True) if y[key] >= 1 > x[key])
@@ -206,7 +206,7 @@ class RawModel:
     def __init__(self, name: str = BASELINE_EMBEDDER):
         from sentence_transformers import SentenceTransformer
 
-        from retrieval.embedder import resolve_embedder
+        from retrieval.builtin_embedders import resolve_embedder
 
         self.model = SentenceTransformer(resolve_embedder(name), device="cpu",
                                          local_files_only=True)

@@ -24,7 +24,7 @@ import sys
 from contextlib import redirect_stdout
 from pathlib import Path
 
-from loadtest.servers import running
+from serving.local_server import running
 from lorag_core.model_source import resolve_model_source
 from serving.config import load_config
 from serving.engine_args import engine_cli_args

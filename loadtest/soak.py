@@ -31,7 +31,7 @@ from typing import Any
 
 import psutil
 
-from loadtest.servers import running
+from serving.local_server import running
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE_MIX = "plain=4,rag=2,adapter=1,hybrid=1,admin=1"

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from loadtest.servers import running
+from serving.local_server import running
 
 ROOT = Path(__file__).resolve().parent.parent
 KEPT = ("requests", "failures", "requests_per_s", "output_tokens_per_s", "ttft_ms", "itl_ms",

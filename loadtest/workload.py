@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-QUESTIONS = ROOT / "retrieval" / "samples" / "helix" / "questions.jsonl"
+QUESTIONS = ROOT / "evaluation" / "samples" / "helix" / "questions.jsonl"
 SAMPLE_ADAPTER = ROOT / "adapters" / "samples" / "json-format"
 
 # User kinds: one locust user class each (loadtest/locustfile.py).

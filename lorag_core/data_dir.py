@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+__all__ = ["DATA_DIR_ENV", "default_data_dir"]
+
 DATA_DIR_ENV = "LORAG_DATA_DIR"
 
 

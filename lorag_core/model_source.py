@@ -41,6 +41,10 @@ from pathlib import Path
 
 from filelock import FileLock
 
+__all__ = ["BUILTIN_PREFIX", "LICENSES", "GGUFBuiltin", "SplitGGUFBuiltin", "BUILTINS",
+           "join_files", "cache_dir", "builtin_path", "is_builtin", "public_model_name",
+           "builtin_prompt_family", "resolve_model_source", "prepare_builtin"]
+
 logger = logging.getLogger(__name__)
 
 BUILTIN_PREFIX = "builtin:"

@@ -5,6 +5,9 @@ from __future__ import annotations
 import socket
 
 
+__all__ = ["free_port", "port_free"]
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nothing listens on now (the OS's pick); `host=""` checks every interface."""
     with socket.socket() as s:

@@ -3,6 +3,9 @@
 from pydantic import BaseModel, ConfigDict
 
 
+__all__ = ["StrictModel"]
+
+
 class StrictModel(BaseModel):
     """Unknown keys are errors (a typo fails at start-up, naming the field); immutable."""
 

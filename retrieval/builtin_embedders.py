@@ -41,6 +41,9 @@ from filelock import FileLock
 
 from lorag_core.model_source import BUILTIN_PREFIX, cache_dir, join_files
 
+__all__ = ["MPNET_ZIP_SHA256", "MPNET_INSTALL", "PackagedEmbedder", "SplitZipEmbedder",
+           "BUILTIN_EMBEDDERS", "resolve_embedder"]
+
 logger = logging.getLogger(__name__)
 
 MPNET_ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"

@@ -24,6 +24,10 @@ from html.parser import HTMLParser
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
+__all__ = ["ChunkingConfig", "Chunk", "Heading", "headings", "chunk_text",
+           "html_to_markdown", "document_title"]
+
+
 class ChunkingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -35,6 +35,8 @@ import numpy as np
 from retrieval.builtin_embedders import resolve_embedder
 from retrieval.spec import DEFAULT_EMBEDDER
 
+__all__ = ["SMALL_BATCH", "QUERY_ENCODERS", "Embedder", "OnnxQueryEncoder"]
+
 logger = logging.getLogger(__name__)
 
 def _device() -> str:

@@ -13,6 +13,9 @@ from typing import Any
 
 from retrieval.chunker import document_title
 
+__all__ = ["FORMATS", "SUFFIXES", "DocumentFileError", "find_files", "named_document",
+           "file_document", "load_documents"]
+
 FORMATS = {".md": "markdown", ".markdown": "markdown", ".rst": "rst", ".adoc": "asciidoc",
            ".asciidoc": "asciidoc", ".txt": "text", ".html": "html", ".htm": "html"}
 SUFFIXES = ", ".join(FORMATS)  # for messages: ".md, .markdown, .rst, ..."

@@ -15,6 +15,8 @@ from typing import Any
 
 from retrieval.errors import InvalidInputError
 
+__all__ = ["MAX_IN", "compile_filter"]
+
 _FIELD_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$")
 _OPS = {"$eq": "=", "$ne": "!=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _TOP_LEVEL = {"doc_id": "d.doc_id", "title": "d.title"}

@@ -47,6 +47,9 @@ from retrieval.spec import IndexSpec, SearchSettings
 from retrieval.store import Change, DocumentStore, content_hash
 from retrieval.vector_index import VectorIndex
 
+__all__ = ["SNAPSHOT_EVERY_CHANGES", "MAX_TOP_K", "MAX_POSTFILTERED", "Document",
+           "KnowledgeBase"]
+
 logger = logging.getLogger(__name__)
 
 SNAPSHOT_EVERY_CHANGES = 500

@@ -33,6 +33,8 @@ import re
 
 from retrieval.chunker import headings
 
+__all__ = ["STATUSES", "LEAD_CHARS", "lead", "document_status"]
+
 DRAFT, SUPERSEDED = "draft", "superseded"
 STATUSES = (DRAFT, SUPERSEDED)
 LEAD_CHARS = 600

@@ -32,6 +32,8 @@ from retrieval.errors import IndexExistsError, IndexNotFoundError, InvalidInputE
 from retrieval.knowledge_base import KnowledgeBase
 from retrieval.spec import IndexSpec, SearchSettings
 
+__all__ = ["IndexRegistry"]
+
 logger = logging.getLogger(__name__)
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")

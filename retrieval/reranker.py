@@ -25,6 +25,9 @@ import logging
 import threading
 from typing import Any
 
+__all__ = ["HEAD", "TAIL", "DEFAULT_RERANKER", "rerank_prompts", "keep_reranked",
+           "QueryLikelihoodReranker"]
+
 logger = logging.getLogger(__name__)
 
 HEAD = "Passage: "

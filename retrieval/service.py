@@ -31,6 +31,8 @@ from retrieval.knowledge_base import Document
 from retrieval.registry import IndexRegistry
 from retrieval.spec import IndexSpec
 
+__all__ = ["MAX_EMBED_INPUTS", "RetrieverService", "SEEDED_META", "seed_index"]
+
 logger = logging.getLogger(__name__)
 
 MAX_EMBED_INPUTS = 2048

@@ -33,6 +33,9 @@ import numpy as np
 
 from retrieval.chunker import Chunk
 
+__all__ = ["SCHEMA", "STATUS_BACKFILLED", "FTS_SCHEMA", "FTS_BACKFILL", "Change",
+           "content_hash", "DocumentStore"]
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (

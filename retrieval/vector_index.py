@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = ["KINDS", "REBUILD_TOMBSTONE_SHARE", "gpu_available", "VectorIndex"]
+
 logger = logging.getLogger(__name__)
 
 KINDS = ("flat", "hnsw")

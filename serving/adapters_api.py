@@ -26,6 +26,9 @@ from serving.errors import ConflictError, NotFoundError, from_pydantic_error
 from serving.protocol import decode_json_body, read_body
 
 
+__all__ = ["LoadAdapterRequest", "AdaptersAPI"]
+
+
 class LoadAdapterRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(description="The `model` id clients will use.")

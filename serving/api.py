@@ -52,6 +52,8 @@ from serving.route_settings import RouteLimitError, with_json_layout
 from serving.sources import RouteSources
 from serving.streaming import DONE, event
 
+__all__ = ["HEALTH_TIMEOUT_S", "OpenAIService"]
+
 logger = logging.getLogger(__name__)
 
 HEALTH_TIMEOUT_S = 10.0

@@ -19,6 +19,8 @@ from typing import Any
 from serving.config import DeploymentConfig, LoragConfig, llm_deployment_name, load_config
 from serving.engine_args import has_cuda_device
 
+__all__ = ["CONFIG_ENV", "REPLICA_ENV", "build_from_config", "build_app"]
+
 CONFIG_ENV = "LORAG_CONFIG"
 
 # Replica processes only: run our (fully async) code on the replica's own event loop

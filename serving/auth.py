@@ -34,6 +34,11 @@ from pydantic import Field, ValidationError, model_validator
 from lorag_core.strict import StrictModel as _Strict
 from serving.errors import AuthenticationError, PermissionDeniedError, RateLimitError
 
+__all__ = ["KEYS_ENV", "CLIENT_KEY_ENV", "KEY_PREFIX", "ANONYMOUS", "Scope", "KeyLimits",
+           "ApiKeyEntry", "AuthConfig", "hash_key", "new_key", "ApiKey", "KeyStore",
+           "required_scope", "authorize", "RateLimiter", "limited", "raise_rate_limited",
+           "RateLimiterDeployment", "Access", "client_headers"]
+
 KEYS_ENV = "LORAG_API_KEYS"
 CLIENT_KEY_ENV = "LORAG_API_KEY"  # the key lorag's own clients send (eval, ingest, locust)
 KEY_PREFIX = "sk-lorag-"

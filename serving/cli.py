@@ -27,6 +27,8 @@ from adapters.training import add_arguments as add_train_arguments
 from serving.config import ConfigError, LoragConfig, load_config
 from serving.k8s_cli import add_render_arguments
 
+__all__ = ["prepare_models", "start_server", "check_auth", "build_parser", "main"]
+
 logger = logging.getLogger("lorag")
 
 
@@ -169,13 +171,13 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from loadtest.evaluation.command import run_command
+    from evaluation.command import run_command
 
     return run_command(args)
 
 
 def _cmd_eval_compare(args: argparse.Namespace) -> int:
-    from loadtest.evaluation.command import compare_command
+    from evaluation.command import compare_command
 
     return compare_command(args)
 
@@ -206,9 +208,9 @@ def _cmd_keys_create(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    # The evaluation is loadtest's: imported here, not when this module is (it sits
+    # The evaluation package is imported here, not when this module is (it sits
     # above serving; docs/architecture.md).
-    from loadtest.evaluation.command import add_arguments as add_eval_arguments
+    from evaluation.command import add_arguments as add_eval_arguments
 
     parser = argparse.ArgumentParser(prog="lorag", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -27,8 +27,14 @@ from serving.auth import AuthConfig
 from serving.model_config import DeploymentConfig, EngineConfig, ModelConfig
 from serving.routes import NAME_RE, RouteConfig, check_route
 
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+__all__ = ["DEFAULT_CONFIG_PATH", "ConfigError", "IngressConfig", "ServerConfig",
+           "RetrievalConfig", "IndexConfig", "AdapterStoreConfig", "AdapterSpec",
+           "LoragConfig", "llm_deployment_name", "parse_config", "with_adapter_roots",
+           "dump_config", "load_config",
+           # the config tree's parts defined beside it, re-exported here
+           "RouteConfig", "ModelConfig", "EngineConfig", "DeploymentConfig"]
 
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
 
 class ConfigError(ValueError):

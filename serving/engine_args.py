@@ -22,6 +22,9 @@ from serving.memory_plan import (  # noqa: F401 (re-exported)
 from serving.model_config import ModelConfig
 
 
+__all__ = ["has_cuda_device", "engine_cli_args", "parse_engine_args"]
+
+
 def has_cuda_device() -> bool:
     """True when an NVIDIA GPU answers on this machine (what `make` checks too)."""
     if shutil.which("nvidia-smi") is None:

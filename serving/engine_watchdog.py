@@ -23,6 +23,8 @@ import time
 
 import psutil
 
+__all__ = ["POLL_S", "GRACE_S", "watch", "start_for_children", "main"]
+
 POLL_S = 1.0
 GRACE_S = 5.0
 

@@ -17,6 +17,14 @@ from typing import Any
 
 from lorag_core.errors import DomainError, ErrorKind, model_not_found_message
 
+__all__ = ["REQUEST_ID_HEADER", "LoragError", "InvalidRequestError", "NotFoundError",
+           "ConflictError", "PayloadTooLargeError", "ServiceUnavailableError",
+           "AuthenticationError", "PermissionDeniedError", "RateLimitError",
+           "GatewayTimeoutError", "ModelNotFoundError", "from_domain_error", "error_body",
+           "sanitize", "from_vllm_error", "RETRY_AFTER_S", "from_internal_error",
+           "error_to_wire", "error_from_wire", "pydantic_param", "from_pydantic_error",
+           "register_exception_handlers"]
+
 logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-Id"

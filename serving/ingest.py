@@ -12,6 +12,9 @@ from tqdm import tqdm
 from retrieval.files import SUFFIXES, DocumentFileError, file_document, find_files
 
 
+__all__ = ["ingest_paths"]
+
+
 def _fail(response: httpx.Response) -> int:
     try:
         message = response.json()["error"]["message"]

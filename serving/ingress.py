@@ -148,7 +148,7 @@ class Ingress:
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-__all__ = ["Ingress", "LLMDeployment", "RetrieverDeployment", "AdapterRegistryDeployment",
+__all__ = ["app", "Ingress", "LLMDeployment", "RetrieverDeployment", "AdapterRegistryDeployment",
            "RateLimiterDeployment"]
 
 

@@ -45,6 +45,11 @@ from serving.k8s_serve import (
 )
 from serving.ray_env import serving_env
 
+__all__ = ["KUBERAY_VERSION", "CONFIG_MOUNT_DIR", "DASHBOARD_AGENT_PORT", "DASHBOARD_PORT",
+           "HeadSettings", "GPUWorkerSettings", "StorageSettings", "KubeSettings",
+           "pod_env", "ray_service", "serve_service", "config_text", "config_map", "secret",
+           "volume_claim", "render", "dump_yaml", "dump_documents", "load_settings"]
+
 KUBERAY_VERSION = "v1.5.1"
 CONFIG_MOUNT_DIR = "/etc/lorag"
 # Ports of Ray's own health endpoints, as KubeRay's default probes use them.

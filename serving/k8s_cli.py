@@ -9,6 +9,9 @@ from typing import Any
 
 from serving.config import ConfigError
 
+__all__ = ["KUSTOMIZATION_NOTE", "write_kustomize_base", "read_env_file",
+           "add_render_arguments", "settings_from_args", "run_render"]
+
 KUSTOMIZATION_NOTE = """\
 # A kustomize base rendered by `lorag k8s render`; overlay it rather than editing
 # (image tag, namespace, GPU pool, storage class): kubectl apply -k <overlay>.

@@ -23,6 +23,9 @@ from typing import Any
 
 from serving.config import ConfigError, LoragConfig, llm_deployment_name
 
+__all__ = ["REPO_ROOT", "APP_IMPORT_PATH", "INDEX_STORE_RESOURCE", "INDEX_STORE_SLOTS",
+           "PodPaths", "pod_config", "ServeOptions", "llm_gpu_counts", "serve_config"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 APP_IMPORT_PATH = "serving.app:build_app"
 # A Ray custom resource only the head pod advertises: the retriever's replicas

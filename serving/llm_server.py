@@ -33,6 +33,9 @@ from serving.model_config import ModelConfig
 from serving.route_prompt import RoutePrompt
 from serving.streaming import coalesce
 
+__all__ = ["NO_ROUTE", "LLMServer", "prompt_tokens", "route_checks", "json_answers",
+           "rag_question"]
+
 logger = logging.getLogger(__name__)
 
 NO_ROUTE = RoutePrompt()  # a request that names an adapter, or a route without a prompt

@@ -28,6 +28,8 @@ from typing import Any
 
 from serving.errors import InvalidRequestError, sanitize
 
+__all__ = ["AdapterHandle", "AdapterSlots"]
+
 logger = logging.getLogger(__name__)
 
 

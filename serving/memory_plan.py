@@ -36,6 +36,12 @@ from typing import Any
 
 from serving.model_config import ModelConfig
 
+__all__ = ["GiB", "MiB", "CPU_FALLBACK_MEMORY_UTILIZATION",
+           "GPU_DEFAULT_MEMORY_UTILIZATION", "RESERVE_FIXED_BYTES", "RESERVE_WEIGHT_SHARE",
+           "ROOM_SHARE", "BLOCK_TOKENS", "CGROUP_DIR", "ModelDoesNotFitError", "ModelShape",
+           "MemoryPlan", "dtype_bytes", "read_model_shape", "weights_bytes",
+           "available_memory", "run_dtype", "plan_memory"]
+
 logger = logging.getLogger(__name__)
 
 GiB = 1 << 30

@@ -20,6 +20,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from serving.streaming import DROP, rewrite_events
 
+__all__ = ["LATENCY_BUCKETS", "RETRIEVAL_BUCKETS", "Generation", "force_usage",
+           "usage_tokens", "usage_total", "grounding_verdicts", "UsageMeter",
+           "IngressMetrics", "merge_prometheus_texts", "route_prompt_seconds"]
+
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
 RETRIEVAL_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 

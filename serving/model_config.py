@@ -12,6 +12,9 @@ from pydantic import Field, model_validator
 from lorag_core.strict import StrictModel as _Strict
 
 
+__all__ = ["DeploymentConfig", "EngineConfig", "ModelConfig"]
+
+
 class DeploymentConfig(_Strict):
     """Ray Serve settings of one deployment (replicas, resources)."""
 

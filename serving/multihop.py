@@ -48,6 +48,11 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+__all__ = ["HOP_KEY", "MAX_UNIT_CHARS", "UNIT_SHARE", "stem", "content_stems",
+           "question_weights", "units", "names_in", "phrases", "bridge_terms",
+           "follow_up_query", "kept_for_hop", "hop_filter", "merge_hops", "hop_sources",
+           "run_hops"]
+
 HOP_KEY = "hop"  # set on each hit a further hop added: 2, 3
 
 _STOP = frozenset("""a an the and or of to in on at by for from with as is are was were be

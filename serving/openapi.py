@@ -15,6 +15,8 @@ from pydantic import BaseModel
 
 from serving.sampling import MAX_STOP, SAMPLING
 
+__all__ = ["CHAT", "COMPLETION", "body", "UPLOAD"]
+
 _MESSAGE = {
     "type": "object",
     "required": ["role", "content"],

@@ -16,6 +16,9 @@ from pydantic import ValidationError
 from serving.errors import InvalidRequestError, PayloadTooLargeError, from_pydantic_error
 from serving.sampling import MAX_STOP, SAMPLING
 
+__all__ = ["CHAT_ROLES", "read_body", "decode_json_body", "prompt_logprobs_error",
+           "parse_chat_request", "parse_completion_request"]
+
 CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 

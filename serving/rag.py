@@ -3,7 +3,7 @@
 The ingress retrieves (`search_query`, `usable_hits`); the LLM replica, which
 holds the model's tokenizer, fits the sources into the token budget
 (`fit_sources`) and rewrites the conversation (`build_messages`); both sides
-and the adapter training data (`adapters/samples/data/make_context_json.py`)
+and the adapter training data (`tools/context_json_data/make_context_json.py`)
 render prompts with these same functions, so a LoRA trained to use sources
 sees at serving time exactly the prompt shape it was trained on.
 
@@ -25,6 +25,12 @@ from typing import Any
 
 from serving.route_settings import PromptTemplate, RetrievalSettings
 from serving.streaming import DONE, event, rewrite_events
+
+__all__ = ["DEFAULT_ANSWER_RESERVE", "SNIPPET_CHARS", "MARKER_RE", "text_of",
+           "search_query", "usable_hits", "render_source", "build_messages", "fit_sources",
+           "prepare_messages", "citation", "cited_numbers", "attribute", "add_marker",
+           "claims", "grounded", "fix_citations", "MAX_FENCES", "unwrap_json_fence",
+           "with_citations_first_event", "no_context_response", "no_context_stream"]
 
 DEFAULT_ANSWER_RESERVE = 256  # tokens kept for the answer when the request sets no max_tokens
 SNIPPET_CHARS = 240

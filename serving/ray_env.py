@@ -14,6 +14,10 @@ from lorag_core.ports import free_port, port_free
 from serving.config import LoragConfig
 
 
+__all__ = ["haproxy_hard_stop_after_s", "serving_env", "haproxy_available", "local_env",
+           "haproxy_ports"]
+
+
 def haproxy_hard_stop_after_s(config: LoragConfig) -> str:
     """How long an HAProxy process replaced by a reload (a route or an ingress replica
     changed) may finish its requests. Ray's default, 120 s, cut streams the server

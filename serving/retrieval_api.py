@@ -28,6 +28,10 @@ from serving.errors import (
 from serving.protocol import decode_json_body, read_body
 
 
+__all__ = ["CreateIndexRequest", "AddDocumentsRequest", "SearchRequest",
+           "EmbeddingsRequest", "RetrievalAPI"]
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

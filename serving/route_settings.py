@@ -15,6 +15,14 @@ from lorag_core.strict import StrictModel as _Strict
 from serving.sampling import MAX_STOP, SAMPLING
 
 
+__all__ = ["RerankSettings", "RetrievalSettings", "DEFAULT_RAG_SYSTEM",
+           "DEFAULT_RAG_CONTEXT", "DEFAULT_SOURCE", "DEFAULT_NO_CONTEXT", "TEMPLATE_FIELDS",
+           "PromptTemplate", "PROMPT_FAMILIES", "family_template", "SamplingDefaults",
+           "SCHEMA_NAME_RE", "check_json_schema", "validate_json", "JsonSchemaFormat",
+           "ResponseFormat", "JSON_LAYOUT", "with_json_layout", "is_json_format",
+           "RouteLimits", "RouteLimitError"]
+
+
 class RerankSettings(_Strict):
     """Rerank the index's candidates by query likelihood: the chunks kept are those after
     which a causal LM finds the question most likely (mean log-probability of its tokens

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.servers import running
+from serving.local_server import running
 from lorag_core.ports import free_port
 from serving.config import dump_config, load_config, parse_config, with_adapter_roots
 

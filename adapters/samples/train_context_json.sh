@@ -2,21 +2,18 @@
 # Retrain the sample context-json adapter (the `hybrid` route); run from the repository root.
 #
 # Data: the committed adapters/samples/data/context_json.{train,heldout}.jsonl (653 training
-# and 59 held-out examples of 290-690 tokens). They are an earlier output of
-# adapters/samples/data/make_context_json.py, which indexes its invented documents with the
-# route's embedder and chunking, retrieves like the route and renders prompts with
-# serving/rag.py; the generator writes different examples today (retrieval changed since),
-# and adapters retrained on its newer output were measured and not adopted (README,
-# Evaluation). REGENERATE=1 rewrites the two files with today's generator first (~2 min).
+# and 59 held-out examples of 290-690 tokens), written by an earlier version of
+# tools/context_json_data/make_context_json.py (its README says which, and why the data and
+# this adapter are a pair). REGENERATE=1 rewrites the two files with today's generator
+# first (~2 min); retrain the Qwen adapter (train_context_json_qwen.sh) too, then measure.
 #
-# Training: 2 epochs, 328 steps of batch 4 at peak lr 1e-3, seeded. Measured (session 13,
-# quiet 2-core CPU VM, float32): 11-14 s a step, 72 minutes in all with model loading and
-# the loss evaluations before and after; held-out loss 1.690 -> 0.193 (the earlier 120-step
-# adapter: 0.325).
+# Training: 2 epochs, 328 steps of batch 4 at peak lr 1e-3, seeded. On a quiet 2-core CPU
+# VM, float32: 11-14 s a step, 72 minutes in all with model loading and the loss
+# evaluations before and after; held-out loss 1.690 -> 0.193.
 set -euo pipefail
 
 if [[ "${REGENERATE:-0}" == 1 ]]; then
-    .venv/bin/python adapters/samples/data/make_context_json.py
+    .venv/bin/python tools/context_json_data/make_context_json.py
 fi
 .venv/bin/lorag adapters train \
     --base builtin:smollm2-135m-instruct \

@@ -1,5 +1,5 @@
-"""The context-json training data: prompts built by the serving code, targets labelled
-from what retrieval returned. Runs the generator on a small set (no training, no engine;
+"""The context-json training data generator (tools/context_json_data): prompts built by
+the serving code, targets labelled from what retrieval returned. Runs the generator on a small set (no training, no engine;
 about half a minute, most of it loading the embedder and the tokenizer)."""
 
 import json
@@ -13,7 +13,7 @@ from serving import rag
 from serving.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "adapters" / "samples" / "data" / "make_context_json.py"
+SCRIPT = ROOT / "tools" / "context_json_data" / "make_context_json.py"
 IDK = {"answer": "I don't know.", "confidence": "low"}
 TWO_FACT = {"pair", "compare", "bridge", "change"}
 REFUSED = {"unanswerable", "miss", "masked"}

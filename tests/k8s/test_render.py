@@ -175,7 +175,7 @@ def test_volume_and_config_reach_every_pod_with_pod_paths(docs):
                           "dshm": "/dev/shm"}
     pod_cfg = parse_config(yaml.safe_load(kinds["ConfigMap"]["data"]["config.yaml"]), "cm")
     assert pod_cfg.retrieval.data_dir == "/var/lib/lorag"
-    assert pod_cfg.indexes["helix"].documents == "/app/retrieval/samples/helix/docs"
+    assert pod_cfg.indexes["helix"].documents == "/app/evaluation/samples/helix/docs"
     assert pod_cfg.adapters["json-format"].source == "/app/adapters/samples/json-format"
     assert pod_cfg.adapter_store.local_roots == ["/app/adapters/samples",
                                                  "/var/lib/lorag/incoming"]

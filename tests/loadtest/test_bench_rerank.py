@@ -6,7 +6,7 @@ from pathlib import Path
 
 from loadtest import bench_rerank
 
-HELIX = Path(__file__).resolve().parents[2] / "retrieval" / "samples" / "helix"
+HELIX = Path(__file__).resolve().parents[2] / "evaluation" / "samples" / "helix"
 
 
 def test_bench_rerank_reports_ranking_and_cost(tmp_path, capsys):

@@ -4,7 +4,7 @@ PostgreSQL's reference pages, written as files `lorag eval` reads."""
 import json
 
 from loadtest import realtext_reader
-from loadtest.evaluation.data import load_format_prompts, load_questions
+from evaluation.data import load_format_prompts, load_questions
 from retrieval.files import load_documents
 
 

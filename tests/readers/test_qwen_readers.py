@@ -16,7 +16,7 @@ import sys
 import httpx
 import pytest
 
-from loadtest.servers import running
+from serving.local_server import running
 from lorag_core.model_source import BUILTINS
 from lorag_core.ports import free_port
 from tests.conftest import ROOT, STARTUP_TIMEOUT_S

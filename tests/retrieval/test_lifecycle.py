@@ -12,7 +12,7 @@ from retrieval.lifecycle import document_status, lead
 from retrieval.registry import IndexRegistry
 from retrieval.spec import IndexSpec, SearchSettings
 
-SAMPLES = Path(__file__).resolve().parents[2] / "retrieval" / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "evaluation" / "samples"
 
 CURRENT = """# Travel Policy
 

@@ -4,7 +4,7 @@ import json
 import re
 from pathlib import Path
 
-KB = Path(__file__).resolve().parents[2] / "retrieval" / "samples" / "helix"
+KB = Path(__file__).resolve().parents[2] / "evaluation" / "samples" / "helix"
 
 
 def norm(text: str) -> str:

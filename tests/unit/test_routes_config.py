@@ -26,7 +26,7 @@ def test_default_config_ships_the_four_routes():
     assert routes["hybrid"].adapter == "context-json"
     assert routes["hybrid"].retrieval.index == "helix"
     docs = cfg.indexes["helix"].documents
-    assert docs and docs.endswith("retrieval/samples/helix/docs")  # anchored to the file
+    assert docs and docs.endswith("evaluation/samples/helix/docs")  # anchored to the file
 
 
 @pytest.mark.parametrize("route, pattern", [

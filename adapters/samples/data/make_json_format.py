@@ -285,7 +285,13 @@ def write(path: Path, rows: list[tuple[str, str]]) -> None:
             f.write(json.dumps({"messages": messages}) + "\n")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out-dir", type=Path, default=HERE,
+                        help="where to write the two files (default: beside this script)")
+    out = parser.parse_args(argv).out_dir
     rng, used_problems = random.Random(SEED), set()
     train = build(False, rng, used_problems)
     heldout = build(True, rng, used_problems)
@@ -293,9 +299,9 @@ def main() -> None:
     assert not overlap, f"held-out questions also in training: {overlap}"
     rng.shuffle(train)
     rng.shuffle(heldout)
-    write(HERE / "json_format.train.jsonl", train)
-    write(HERE / "json_format.heldout.jsonl", heldout)
-    print(f"wrote {len(train)} training and {len(heldout)} held-out examples to {HERE}")
+    write(out / "json_format.train.jsonl", train)
+    write(out / "json_format.heldout.jsonl", heldout)
+    print(f"wrote {len(train)} training and {len(heldout)} held-out examples to {out}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,9 @@ from tqdm import tqdm
 
 from serving.auth import client_headers
 
+__all__ = ["UPLOAD_BATCH", "EvalError", "Route", "EvalClient", "run_bounded", "fresh_index",
+           "select_routes", "reference_spec", "route_exclusions"]
+
 logger = logging.getLogger("lorag.eval")
 
 UPLOAD_BATCH = 16

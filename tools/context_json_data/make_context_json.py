@@ -34,11 +34,16 @@ not exist; and masked ones: a stated fact asked of the index without the chunks
 that state it, so every source is related and none answers). The held-out file
 uses organisations that training never sees.
 
-Nothing here comes from the evaluation knowledge base (retrieval/samples/helix).
+Nothing here comes from the evaluation knowledge base (evaluation/samples/helix).
 
-    python adapters/samples/data/make_context_json.py            # rewrites both .jsonl files
-    python adapters/samples/data/make_context_json.py --out-dir /tmp/x --train-orgs 2 \\
+    python tools/context_json_data/make_context_json.py --out-dir /tmp/x   # both files
+    python tools/context_json_data/make_context_json.py --out-dir /tmp/x --train-orgs 2 \\
         --heldout-orgs 1 --meta                                   # a small set + metadata
+
+Without --out-dir it rewrites `adapters/samples/data/context_json.*.jsonl`. Those
+committed files are NOT what this generator writes today: they are the data the
+committed `context-json` and `context-json-qwen0.5b` adapters were trained on, written
+by an earlier version of it (tools/context_json_data/README.md).
 """
 
 from __future__ import annotations
@@ -52,7 +57,8 @@ from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[2]
+ROOT = HERE.parents[1]
+DATA = ROOT / "adapters" / "samples" / "data"  # where the sample adapters' data is kept
 for _dir in (ROOT, HERE):  # the project (serving, retrieval) and context_json/ beside this
     if str(_dir) not in sys.path:
         sys.path.insert(0, str(_dir))
@@ -64,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     from context_json.settings import HELDOUT_ORGS, QUOTA, SEED, TRAIN_ORGS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out-dir", type=Path, default=HERE)
+    parser.add_argument("--out-dir", type=Path, default=DATA)
     parser.add_argument("--train-orgs", type=int, default=TRAIN_ORGS)
     parser.add_argument("--heldout-orgs", type=int, default=HELDOUT_ORGS)
     parser.add_argument("--seed", type=int, default=SEED)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from loadtest.evaluation.evaluate import EvalOptions, evaluate
-from loadtest.evaluation.runner import EvalError, Route, route_exclusions
+from evaluation.evaluate import EvalOptions, evaluate
+from evaluation.runner import EvalError, Route, route_exclusions
 
 from .fake_server import DOCS, FORMATS, QUESTIONS, FakeServer
 

@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from serving.errors import pydantic_param
 
+__all__ = ["KINDS", "MAX_REPORTED", "DatasetError", "Question", "FormatPrompt",
+           "load_jsonl", "load_questions", "load_format_prompts"]
+
 KINDS = ("single", "multi", "unanswerable")
 MAX_REPORTED = 20
 

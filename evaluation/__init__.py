@@ -4,10 +4,15 @@ latency and tokens of each route over a corpus and a question set.
 Modules: `data` (JSONL inputs), `scoring` (per-answer rules), `metrics` (per-route
 figures), `stats` (intervals, paired tests between routes and runs), `runner` (the
 HTTP client), `evaluate` (one run), `report` (JSON, markdown, PNG), `command` (the CLI:
-`lorag eval`, `lorag eval-compare`).
+`lorag eval`, `lorag eval-compare`). The sample sets are in `samples/` (`SAMPLES`), the
+tests in `tests/`.
 """
 
-__all__ = ["EvalError", "EvalOptions", "evaluate", "load_format_prompts", "load_questions",
+from pathlib import Path
+
+SAMPLES = Path(__file__).resolve().parent / "samples"
+
+__all__ = ["SAMPLES", "EvalError", "EvalOptions", "evaluate", "load_format_prompts", "load_questions",
            "write_report"]
 
 _HOMES = {"EvalError": "runner", "EvalOptions": "evaluate", "evaluate": "evaluate",
@@ -19,5 +24,5 @@ def __getattr__(name: str):
     if name in _HOMES:
         import importlib
 
-        return getattr(importlib.import_module(f"loadtest.evaluation.{_HOMES[name]}"), name)
+        return getattr(importlib.import_module(f"evaluation.{_HOMES[name]}"), name)
     raise AttributeError(name)

@@ -17,7 +17,12 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-SAMPLE = Path(__file__).resolve().parents[2] / "retrieval" / "samples" / "helix"
+from evaluation import SAMPLES
+
+__all__ = ["SAMPLE", "STARTUP_TIMEOUT_S", "add_arguments", "local_server", "run_command",
+           "baseline_summary", "compare_command"]
+
+SAMPLE = SAMPLES / "helix"
 STARTUP_TIMEOUT_S = float(os.environ.get("LORAG_EVAL_STARTUP_TIMEOUT_S", "900"))
 
 
@@ -54,8 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 @contextmanager
 def local_server(config: Path, log_path: Path):
     """`lorag serve` on a free port with a throw-away data directory; yields its URL."""
-    from loadtest.evaluation.runner import EvalError
-    from loadtest.servers import running
+    from evaluation.runner import EvalError
+    from serving.local_server import running
     from lorag_core.ports import free_port
 
     port = free_port()
@@ -77,8 +82,8 @@ def local_server(config: Path, log_path: Path):
 
 def _options(args: argparse.Namespace) -> tuple[Any, list, list, list]:
     """EvalOptions and inputs; raises DatasetError/DocumentFileError/ConfigError."""
-    from loadtest.evaluation.data import load_format_prompts, load_questions
-    from loadtest.evaluation.evaluate import EvalOptions
+    from evaluation.data import load_format_prompts, load_questions
+    from evaluation.evaluate import EvalOptions
     from retrieval.files import DocumentFileError, load_documents
     from serving.config import load_config
 
@@ -106,11 +111,11 @@ def _options(args: argparse.Namespace) -> tuple[Any, list, list, list]:
 
 def run_command(args: argparse.Namespace) -> int:
     """Run `lorag eval`: 2 for bad inputs, 1 when the server or index cannot be set up."""
-    from loadtest.evaluation.data import DatasetError
-    from loadtest.evaluation.evaluate import evaluate
-    from loadtest.evaluation.report import baseline_table, markdown_table, write_report
-    from loadtest.evaluation.runner import EvalError
-    from loadtest.evaluation.stats import BaselineError, load_baseline
+    from evaluation.data import DatasetError
+    from evaluation.evaluate import evaluate
+    from evaluation.report import baseline_table, markdown_table, write_report
+    from evaluation.runner import EvalError
+    from evaluation.stats import BaselineError, load_baseline
     from retrieval.files import DocumentFileError
     from serving.config import DEFAULT_CONFIG_PATH, ConfigError
 
@@ -157,7 +162,7 @@ def run_command(args: argparse.Namespace) -> int:
 def baseline_summary(path: Path, baseline: dict[str, Any], result: dict[str, Any]
                      ) -> dict[str, Any]:
     """`result["baseline"]`: which run, and each shared route compared with it."""
-    from loadtest.evaluation.stats import against_baseline
+    from evaluation.stats import against_baseline
 
     return {"path": str(path), "started_at": (baseline.get("config") or {}).get("started_at"),
             "routes": against_baseline(result, baseline)}
@@ -165,8 +170,8 @@ def baseline_summary(path: Path, baseline: dict[str, Any], result: dict[str, Any
 
 def compare_command(args: argparse.Namespace) -> int:
     """`lorag eval-compare BASELINE CURRENT`: 2 for an unreadable file or no shared route."""
-    from loadtest.evaluation.report import PAIRED_NOTE, baseline_causes_table, baseline_table
-    from loadtest.evaluation.stats import BaselineError, load_baseline
+    from evaluation.report import PAIRED_NOTE, baseline_causes_table, baseline_table
+    from evaluation.stats import BaselineError, load_baseline
 
     try:
         baseline, current = load_baseline(args.baseline), load_baseline(args.current)

@@ -8,9 +8,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadtest.evaluation.data import KINDS, FormatPrompt, Question
-from loadtest.evaluation.metrics import retrieval_metrics, route_metrics, score_record
-from loadtest.evaluation.runner import (
+from evaluation.data import KINDS, FormatPrompt, Question
+from evaluation.metrics import retrieval_metrics, route_metrics, score_record
+from evaluation.runner import (
     EvalClient,
     fresh_index,
     reference_spec,
@@ -18,9 +18,12 @@ from loadtest.evaluation.runner import (
     run_bounded,
     select_routes,
 )
-from loadtest.evaluation.scoring import refusal_phrases
-from loadtest.evaluation.stats import route_pairs
+from evaluation.scoring import refusal_phrases
+from evaluation.stats import route_pairs
 from serving.route_settings import DEFAULT_NO_CONTEXT
+
+
+__all__ = ["EvalOptions", "default_index_name", "evaluate"]
 
 
 @dataclass

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from loadtest.evaluation.command import baseline_summary
-from loadtest.evaluation.evaluate import EvalOptions, evaluate
-from loadtest.evaluation.report import write_report
-from loadtest.evaluation.stats import (
+from evaluation.command import baseline_summary
+from evaluation.evaluate import EvalOptions, evaluate
+from evaluation.report import write_report
+from evaluation.stats import (
     BaselineError,
     interval,
     load_baseline,

@@ -4,9 +4,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from loadtest.evaluation import scoring
-from loadtest.evaluation.data import Question
-from loadtest.evaluation.metrics import retrieval_metrics, route_metrics, score_record
+from evaluation import scoring
+from evaluation.data import Question
+from evaluation.metrics import retrieval_metrics, route_metrics, score_record
 
 
 @pytest.mark.parametrize("text, expected", [

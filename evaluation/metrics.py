@@ -21,8 +21,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadtest.evaluation import scoring, stats
-from loadtest.evaluation.data import KINDS
+from evaluation import scoring, stats
+from evaluation.data import KINDS
+
+__all__ = ["CAUSES", "score_record", "wrong_cause", "retrieval_metrics", "accuracy_by_kind",
+           "accuracy_intervals", "route_metrics", "wrong_causes"]
 
 CAUSES = ("error", "format", "retrieval", "grounding", "refused", "answered_wrong",
           "answered_unanswerable")

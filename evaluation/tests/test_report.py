@@ -2,8 +2,8 @@
 
 import json
 
-from loadtest.evaluation.evaluate import EvalOptions, evaluate
-from loadtest.evaluation.report import causes_table, markdown_table, write_report
+from evaluation.evaluate import EvalOptions, evaluate
+from evaluation.report import causes_table, markdown_table, write_report
 
 from .fake_server import DOCS, FORMATS, QUESTIONS, FakeServer
 

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from loadtest.evaluation.command import SAMPLE
-from loadtest.evaluation.data import DatasetError, load_format_prompts, load_questions
-from loadtest.evaluation.scoring import contains
+from evaluation.command import SAMPLE
+from evaluation.data import DatasetError, load_format_prompts, load_questions
+from evaluation.scoring import contains
 
 HELD_OUT = SAMPLE.parent / "northwind-ferries"
 

@@ -8,7 +8,7 @@ import json
 
 import httpx
 
-from loadtest.evaluation.data import FormatPrompt, Question
+from evaluation.data import FormatPrompt, Question
 
 DOCS = [{"doc_id": d, "text": f"# {d}\n\ntext of {d}", "title": d, "format": "markdown",
          "metadata": {}} for d in ("alpha", "beta", "gamma")]

@@ -7,6 +7,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+__all__ = ["ACCURACY_BARS", "markdown_table", "intervals_table", "pairs_table",
+           "baseline_table", "CAUSE_COLUMNS", "CAUSES_NOTE", "causes_table",
+           "baseline_causes_table", "INTERVALS_NOTE", "PAIRED_NOTE", "bar_chart",
+           "write_report"]
+
 ACCURACY_BARS = (("overall", "all questions"), ("single", "single"), ("multi", "multi"),
                  ("unanswerable", "unanswerable"), ("format", "format prompts"))
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+__all__ = ["LEVEL", "interval", "interval_of", "mcnemar", "paired", "route_pairs",
+           "against_baseline", "BaselineError", "load_baseline"]
+
 LEVEL = 0.95
 
 

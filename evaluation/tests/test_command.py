@@ -33,8 +33,8 @@ def test_an_unreachable_server_exits_1(tmp_path, capsys):
 
 
 def test_a_server_that_does_not_start_is_fatal(tmp_path):
-    from loadtest.evaluation.command import local_server
-    from loadtest.evaluation.runner import EvalError
+    from evaluation.command import local_server
+    from evaluation.runner import EvalError
 
     with pytest.raises(EvalError, match="the server did not start.*exited with 2"):
         with local_server(tmp_path / "missing.yaml", tmp_path / "server.log"):

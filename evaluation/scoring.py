@@ -20,6 +20,11 @@ from typing import Any
 
 from serving.rag import cited_numbers
 
+__all__ = ["CONFIDENCES", "REFUSALS", "normalize", "contains", "is_correct",
+           "says_dont_know", "parse_format", "scored_text", "refusal_phrases",
+           "score_answer", "cited_doc_ids", "recall", "mean", "share", "percentile",
+           "citation_precision"]
+
 CONFIDENCES = frozenset({"high", "medium", "low"})
 REFUSALS = (
     "i don't know", "i do not know", "i dont know", "not in the sources",

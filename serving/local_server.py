@@ -12,6 +12,9 @@ from pathlib import Path
 import httpx
 
 
+__all__ = ["wait_ready", "running"]
+
+
 def _tail(path: Path, lines: int = 60) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
