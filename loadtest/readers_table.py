@@ -4,7 +4,7 @@
         "SmolLM2-135M:helix:docs/results/readers/smollm2-135m-helix/eval.json" ...
 
 Each argument is MODEL:SET:EVAL_JSON (every route of that run becomes a row; --routes
-keeps only some). Accuracies carry the 95% Wilson intervals `lorag eval` computed; the
+keeps only some, and EVAL_JSON@ROUTE,ROUTE only those of one run). Accuracies carry the 95% Wilson intervals `lorag eval` computed; the
 goals of docs/readers.md are marked where a row meets them.
 """
 
@@ -72,14 +72,17 @@ def markdown(table: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtest.readers_table")
-    parser.add_argument("runs", nargs="+", help="MODEL:SET:EVAL_JSON")
+    parser.add_argument("runs", nargs="+", help="MODEL:SET:EVAL_JSON[@ROUTE,ROUTE]")
     parser.add_argument("--routes", type=lambda s: [r for r in s.split(",") if r])
     parser.add_argument("--out", type=Path, help="write the markdown here (and .json beside)")
     args = parser.parse_args(argv)
     table = []
     for spec in args.runs:
         model, dataset, path = spec.split(":", 2)
-        table += rows(model, dataset, Path(path), args.routes)
+        path, _, only = path.partition("@")
+        keep = [r for r in only.split(",") if r] or None
+        table += [r for r in rows(model, dataset, Path(path), args.routes)
+                  if keep is None or r["route"] in keep]
     text = markdown(table)
     print(text, end="")
     if args.out:

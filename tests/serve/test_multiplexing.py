@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from lorag_core.ports import free_port
-from serving.envelope import ok
+from serving.envelope import ok, unwrap
 from serving.lora import AdapterSlots
 from tests.serve.fakes import FakeLLMServerBase, start_local_ray
 
@@ -76,7 +76,7 @@ def deploy(serve, name, replicas):
 async def ask(handle, rec):
     stream = handle.options(stream=True, multiplexed_model_id=rec["served_id"]).chat.remote(
         SimpleNamespace(model=rec["name"]), rec)
-    return [item async for item in stream][0]
+    return unwrap([item async for item in stream][0])
 
 
 async def stuck_to_first_replica(handle) -> bool:
