@@ -6,6 +6,7 @@ from __future__ import annotations
 from lorag_core.errors import DomainError, ErrorKind, model_not_found_message
 
 __all__ = ["RetrievalError", "InvalidInputError", "IndexNotFoundError", "IndexExistsError",
+           "DocumentIdTakenError", "index_not_found",
            "UnknownEmbeddingModelError", "RerankerUnavailableError"]
 
 
@@ -23,7 +24,20 @@ class IndexNotFoundError(RetrievalError):
     kind = ErrorKind.NOT_FOUND
 
 
+def index_not_found(name: str) -> IndexNotFoundError:
+    """The one answer for an index that does not exist, or that an API key may not see
+    (serving.auth): the same body, so names cannot be probed."""
+    return IndexNotFoundError(f"index {name!r} does not exist.", param="index",
+                              code="index_not_found")
+
+
 class IndexExistsError(RetrievalError):
+    kind = ErrorKind.CONFLICT
+
+
+class DocumentIdTakenError(RetrievalError):
+    """A write under an API key's filter names the doc_id of a document outside it."""
+
     kind = ErrorKind.CONFLICT
 
 

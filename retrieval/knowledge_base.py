@@ -39,8 +39,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from retrieval.chunker import Chunk, chunk_text, document_title, html_to_markdown
 from retrieval.embedder import Embedder
-from retrieval.errors import InvalidInputError
-from retrieval.filters import compile_filter
+from retrieval.errors import DocumentIdTakenError, InvalidInputError
+from retrieval.filters import compile_filter, equalities, matches
 from retrieval.lifecycle import document_status
 from retrieval.lexical import Fused, TermCounts, fts_match, query_terms, rrf, select_terms
 from retrieval.spec import IndexSpec, SearchSettings
@@ -197,19 +197,24 @@ class KnowledgeBase:
                 doc = doc.model_copy(update={"metadata": {**doc.metadata, "status": status}})
         return doc
 
-    def add_documents(self, docs: list[Document]) -> list[dict[str, Any]]:
+    def add_documents(self, docs: list[Document], owner: dict[str, Any] | None = None
+                      ) -> list[dict[str, Any]]:
         """Add or replace documents; unchanged ones (same content hash) are no-ops.
 
         All documents are checked before anything is written: one bad document
-        rejects the whole batch and changes nothing.
+        rejects the whole batch and changes nothing. `owner` is the writing API key's
+        filter (serving.auth): each document is stamped with its equality fields and
+        must pass it, and no document outside it is replaced.
         """
-        docs = [self.validate(d) for d in docs]
+        owned = compile_filter(owner) if owner else None
+        docs = [self.validate(_stamped(d, owner) if owner else d) for d in docs]
         ids = [d.doc_id for d in docs]
         if len(set(ids)) != len(ids):
             raise InvalidInputError("a batch names the same doc_id twice.", param="doc_id")
         count = self.embedder.count_tokens if self.spec.chunking.unit == "tokens" else None
         digests = {d.doc_id: content_hash(d.text, d.title, d.metadata) for d in docs}
         with self._lock:
+            self._refuse_taken(ids, owned)  # before the embedding; again when writing
             old = {d.doc_id: self.store.document_hash(d.doc_id) for d in docs}
         # Chunking and embedding (the slow part) run without the lock, so searches
         # keep being answered while a large batch is being embedded.
@@ -231,13 +236,20 @@ class KnowledgeBase:
             offset += len(chunks)
         with self._lock:
             self.sync()
-            changes = self.store.upsert_many(items) if items else []
+            # "unchanged" ones too: a key learns nothing of a document outside its filter
+            self._refuse_taken(ids, owned)
+            changes = self.store.upsert_many(items, owned) if items else []
             self._apply_own(changes)
             self._maybe_snapshot()
         results += [{"doc_id": d.doc_id, "status": status, "chunks": len(chunks)}
                     for d, chunks, status in pending]
         order = {doc_id: i for i, doc_id in enumerate(ids)}
         return sorted(results, key=lambda r: order[r["doc_id"]])
+
+    def _refuse_taken(self, ids: list[str], owned: tuple[str, list[Any]] | None) -> None:
+        if owned is not None and (taken := self.store.foreign_ids(ids, owned)):
+            raise DocumentIdTakenError(f"doc_id {taken[0]!r} is taken; choose another doc_id.",
+                                       param="doc_id", code="doc_id_taken")
 
     def _embedded_text(self, chunk: Chunk) -> str:
         """What a chunk's vector is made from: its heading path (or its document's title)
@@ -256,10 +268,11 @@ class KnowledgeBase:
         else:
             self._apply(changes)
 
-    def delete_document(self, doc_id: str) -> bool:
+    def delete_document(self, doc_id: str, owner: dict[str, Any] | None = None) -> bool:
+        """False: no such document (or none passing `owner`, the API key's filter)."""
         with self._lock:
             self.sync()
-            change = self.store.delete(doc_id)
+            change = self.store.delete(doc_id, compile_filter(owner) if owner else None)
             if change is None:
                 return False
             self._apply_own([change])
@@ -347,11 +360,53 @@ class KnowledgeBase:
                              "dense_rank": f.dense_rank, "lexical_rank": f.lexical_rank})
         return hits
 
-    def stats(self) -> dict[str, Any]:
+    def document(self, doc_id: str, owner: dict[str, Any] | None = None
+                 ) -> dict[str, Any] | None:
         with self._lock:
             self.sync()
+            return self.store.document(doc_id, compile_filter(owner) if owner else None)
+
+    def documents(self, filter: dict[str, Any] | None = None, limit: int = 100,
+                  after: str | None = None) -> list[dict[str, Any]]:
+        """Document records passing `filter`, by doc_id, `limit` after `after`."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
+            raise InvalidInputError("limit must be an integer from 1 to 1000.",
+                                    param="limit", code="invalid_value")
+        where = compile_filter(filter)
+        with self._lock:
+            self.sync()
+            return self.store.documents(where, limit, after)
+
+    def stats(self, owner: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The index's figures; under `owner` (an API key's filter) only the counts of
+        the documents passing it, nothing that counts anyone else's."""
+        with self._lock:
+            self.sync()
+            if owner:
+                return {"name": self.name, **self.store.stats(compile_filter(owner)),
+                        "type": self.spec.type, "embedder": self.spec.embedder,
+                        "dim": self.embedder.dim, "search": self.spec.search_settings().mode,
+                        "spec": self.spec.model_dump(mode="json")}
             return {"name": self.name, **self.store.stats(), "vectors": len(self.index),
                     "type": self.spec.type, "embedder": self.spec.embedder,
                     "dim": self.embedder.dim, "change_seq": self.applied_seq,
                     "search": self.spec.search_settings().mode,
                     "spec": self.spec.model_dump(mode="json")}
+
+
+def _stamped(doc: Document, owner: dict[str, Any]) -> Document:
+    """`doc` with the equality fields of `owner` (an API key's filter) in its metadata;
+    a document that sets one of them otherwise, or fails the filter, is refused."""
+    pinned = equalities(owner)
+    for field, value in pinned.items():
+        if field in doc.metadata and doc.metadata[field] != value:
+            raise InvalidInputError(
+                f"document {doc.doc_id!r}: metadata.{field} must be {value!r} (this API "
+                "key's filter) or left out.", param="metadata", code="filter_mismatch")
+    doc = doc.model_copy(update={"metadata": {**doc.metadata, **pinned}})
+    if not matches(owner, {"doc_id": doc.doc_id, "title": doc.title,
+                           "metadata": doc.metadata}):
+        raise InvalidInputError(
+            f"document {doc.doc_id!r} does not pass this API key's filter; set its "
+            "metadata to match.", param="metadata", code="filter_mismatch")
+    return doc

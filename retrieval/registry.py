@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 
 from retrieval.embedder import Embedder
-from retrieval.errors import IndexExistsError, IndexNotFoundError, InvalidInputError
+from retrieval.errors import IndexExistsError, InvalidInputError, index_not_found
 from retrieval.knowledge_base import KnowledgeBase
 from retrieval.spec import IndexSpec, SearchSettings
 
@@ -106,8 +106,7 @@ class IndexRegistry:
                 stale = self._indexes.pop(name, None)
                 if stale is not None:
                     stale.close()
-                raise IndexNotFoundError(f"index {name!r} does not exist.", param="index",
-                                         code="index_not_found")
+                raise index_not_found(name)
             saved = json.loads(spec_file.read_text())
             if name in self._indexes and self._uids.get(name) != saved["uid"]:
                 self._indexes.pop(name).close()  # deleted and re-created by another replica

@@ -83,23 +83,39 @@ class RetrieverService:
 
         return await asyncio.to_thread(stats)
 
-    async def index_stats(self, name: str) -> dict[str, Any]:
-        return await asyncio.to_thread(lambda: self.registry.get(name).stats())
+    async def index_names(self) -> list[str]:
+        return await asyncio.to_thread(self.registry.names)
+
+    async def index_stats(self, name: str, owner: dict[str, Any] | None = None
+                          ) -> dict[str, Any]:
+        return await asyncio.to_thread(lambda: self.registry.get(name).stats(owner))
 
     async def delete_index(self, name: str) -> None:
         await asyncio.to_thread(self.registry.delete, name)
 
     # -- documents ----------------------------------------------------------------
 
-    async def add_documents(self, name: str, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # `owner`: the calling API key's filter (serving.auth); None for keys without one.
+
+    async def add_documents(self, name: str, docs: list[dict[str, Any]],
+                            owner: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         parsed = [Document.model_validate(d) for d in docs]
-        return await asyncio.to_thread(lambda: self.registry.get(name).add_documents(parsed))
+        return await asyncio.to_thread(
+            lambda: self.registry.get(name).add_documents(parsed, owner))
 
-    async def get_document(self, name: str, doc_id: str) -> dict[str, Any] | None:
-        return await asyncio.to_thread(lambda: self.registry.get(name).store.document(doc_id))
+    async def get_document(self, name: str, doc_id: str, owner: dict[str, Any] | None = None
+                           ) -> dict[str, Any] | None:
+        return await asyncio.to_thread(lambda: self.registry.get(name).document(doc_id, owner))
 
-    async def delete_document(self, name: str, doc_id: str) -> bool:
-        return await asyncio.to_thread(lambda: self.registry.get(name).delete_document(doc_id))
+    async def list_documents(self, name: str, filter: dict[str, Any] | None, limit: int,
+                             after: str | None) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(
+            lambda: self.registry.get(name).documents(filter, limit, after))
+
+    async def delete_document(self, name: str, doc_id: str, owner: dict[str, Any] | None = None
+                              ) -> bool:
+        return await asyncio.to_thread(
+            lambda: self.registry.get(name).delete_document(doc_id, owner))
 
     async def search(self, name: str, query: str, top_k: int, filter: dict[str, Any] | None,
                      exclude_status: list[str] | None = None) -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from retrieval.chunker import Chunk
+from retrieval.errors import DocumentIdTakenError
 
 __all__ = ["SCHEMA", "STATUS_BACKFILLED", "FTS_SCHEMA", "FTS_BACKFILL", "Change",
            "content_hash", "DocumentStore"]
@@ -157,12 +158,33 @@ class DocumentStore:
                               (doc_id,)).fetchone()
         return row[0] if row else None
 
-    def upsert_many(self, docs: list[dict[str, Any]]) -> list[Change]:
+    def foreign_ids(self, doc_ids: list[str], owner: tuple[str, list[Any]]) -> list[str]:
+        """Those of `doc_ids` that exist and fail the filter `owner` (compile_filter's)."""
+        where, params = owner
+        out = []
+        for doc_id in doc_ids:
+            row = self.db.execute(
+                f"SELECT NOT ({where}) FROM documents d WHERE d.doc_id=?",
+                [*params, doc_id]).fetchone()
+            if row is not None and row[0] != 0:  # NULL (missing field) fails too
+                out.append(doc_id)
+        return out
+
+    def upsert_many(self, docs: list[dict[str, Any]],
+                    owner: tuple[str, list[Any]] | None = None) -> list[Change]:
         """Replace several documents and their chunks in one durable transaction.
 
-        Each item: doc_id, title, metadata, text, digest, chunks, vectors.
+        Each item: doc_id, title, metadata, text, digest, chunks, vectors. With `owner`
+        (a compiled filter), a document already stored outside it is not replaced: the
+        whole batch fails with DocumentIdTakenError, inside the same transaction.
         """
         with _transaction(self.db):
+            if owner is not None:
+                taken = self.foreign_ids([d["doc_id"] for d in docs], owner)
+                if taken:
+                    raise DocumentIdTakenError(
+                        f"doc_id {taken[0]!r} is taken; choose another doc_id.",
+                        param="doc_id", code="doc_id_taken")
             return [self._upsert(**d) for d in docs]
 
     def _upsert(self, doc_id: str, title: str, metadata: dict[str, Any], text: str,
@@ -183,8 +205,12 @@ class DocumentStore:
             added.append(cur.lastrowid)
         return self._log(doc_id, removed, added)
 
-    def delete(self, doc_id: str) -> Change | None:
+    def delete(self, doc_id: str, owner: tuple[str, list[Any]] | None = None
+               ) -> Change | None:
+        """Delete a document (None: there is none, or none passing `owner`)."""
         with _transaction(self.db):
+            if owner is not None and self.foreign_ids([doc_id], owner):
+                return None
             removed = self._chunk_ids(doc_id)
             cur = self.db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
             if cur.rowcount == 0:
@@ -304,19 +330,41 @@ class DocumentStore:
             params).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
 
-    def stats(self) -> dict[str, int]:
-        docs = self.db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-        chunks = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+    def stats(self, owner: tuple[str, list[Any]] | None = None) -> dict[str, int]:
+        """Documents and chunks (those passing the filter `owner` only, when given)."""
+        where, params = owner or ("1=1", [])
+        docs = self.db.execute(f"SELECT COUNT(*) FROM documents d WHERE {where}",
+                               params).fetchone()[0]
+        chunks = self.db.execute(
+            f"SELECT COUNT(*) FROM chunks c JOIN documents d USING(doc_id) WHERE {where}",
+            params).fetchone()[0]
         return {"documents": docs, "chunks": chunks}
 
-    def document(self, doc_id: str) -> dict[str, Any] | None:
-        row = self.db.execute("SELECT doc_id, title, metadata, content_hash, updated_at "
-                              "FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
-        if row is None:
-            return None
+    _DOC_COLUMNS = "d.doc_id, d.title, d.metadata, d.content_hash, d.updated_at"
+
+    def _doc_row(self, row: tuple) -> dict[str, Any]:
         return {"doc_id": row[0], "title": row[1], "metadata": json.loads(row[2]),
                 "content_hash": row[3], "updated_at": row[4],
-                "chunks": len(self._chunk_ids(doc_id))}
+                "chunks": len(self._chunk_ids(row[0]))}
+
+    def document(self, doc_id: str, owner: tuple[str, list[Any]] | None = None
+                 ) -> dict[str, Any] | None:
+        """A document's record (None: there is none, or none passing `owner`)."""
+        where, params = owner or ("1=1", [])
+        row = self.db.execute(f"SELECT {self._DOC_COLUMNS} FROM documents d "
+                              f"WHERE d.doc_id=? AND ({where})", [doc_id, *params]).fetchone()
+        return None if row is None else self._doc_row(row)
+
+    def documents(self, where: tuple[str, list[Any]], limit: int, after: str | None
+                  ) -> list[dict[str, Any]]:
+        """Up to `limit` document records passing the filter `where`, by doc_id, after
+        the doc_id `after` (keyset pagination)."""
+        sql, params = where
+        if after is not None:
+            sql, params = f"({sql}) AND d.doc_id > ?", [*params, after]
+        rows = self.db.execute(f"SELECT {self._DOC_COLUMNS} FROM documents d WHERE {sql} "
+                               "ORDER BY d.doc_id LIMIT ?", [*params, limit]).fetchall()
+        return [self._doc_row(r) for r in rows]
 
 
 class _transaction:

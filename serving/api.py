@@ -19,7 +19,9 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from retrieval.errors import index_not_found
 from serving import rag
+from serving.auth import ALL, Grants
 from serving.config import LoragConfig, RouteConfig, llm_deployment_name
 from serving.envelope import unwrap
 from serving.errors import (
@@ -29,6 +31,7 @@ from serving.errors import (
     LoragError,
     ModelNotFoundError,
     ServiceUnavailableError,
+    from_domain_error,
     from_internal_error,
 )
 from serving.metrics import (
@@ -86,7 +89,6 @@ class OpenAIService:
         self.access = access  # serving.auth.Access: charges each key for its tokens
         self.llm = llm_handles
         self.adapters = adapters  # AdaptersAPI: resolves adapter names to versions
-        self.retriever = retriever
         # Every deployment /health asks: each answers `ping` once it is ready.
         self.probes = {f"llm:{k}": h for k, h in llm_handles.items()}
         if retriever is not None:
@@ -113,22 +115,26 @@ class OpenAIService:
         request_id = raw.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
         raw.state.request_id = request_id
         queued = None
+        grants = gen.key.grants if gen.key is not None else ALL
         try:
-            request, route, index = await self._parse_body(raw, parse)
-            handle, adapter, base = await self._target(route, request.model or "")
+            request, route, index = await self._parse_body(raw, parse, grants)
+            handle, adapter, base = await self._target(route, request.model or "", grants)
             gen.route = gen.known = request.model
             gen.adapter = adapter["name"] if adapter else ""
             queued = self.metrics.queued.labels(gen.known)
             queued.inc()
             if index is not None:
                 _check_index_override(route, index)
+                if not grants.reads_index(index):  # as if it did not exist
+                    raise from_domain_error(index_not_found(index))
             # refused before the search it would otherwise cost
             if err := prompt_logprobs_error(request, base,
                                             self.config.models[base].engine.enable_lora):
                 raise err
             request.request_id = request_id
             gen.strip_usage = force_usage(request)
-            prompt = await self._route_prompt(route, request, index, endpoint) if route else None
+            prompt = (await self._route_prompt(route, request, index, endpoint, grants.filter)
+                      if route else None)
             if prompt is not None and prompt.hits == []:
                 return self._no_context(route, request, request_id, gen)
             upstream = getattr(handle.options(stream=True), endpoint)
@@ -161,23 +167,28 @@ class OpenAIService:
                 queued.dec()
         return self._first_reply(first, stream, gen, request_id)
 
-    async def _parse_body(self, raw: Request, parse) -> tuple[Any, RouteConfig | None, Any]:
+    async def _parse_body(self, raw: Request, parse, grants: Grants = ALL
+                          ) -> tuple[Any, RouteConfig | None, Any]:
         """The request parsed by `parse` after the route's request defaults and limits
-        apply, the route its `model` names (None unless it names a configured route) and
-        lorag's `index` extension (None when absent)."""
+        apply, the route its `model` names (None unless it names a configured route the
+        key may use) and lorag's `index` extension (None when absent)."""
         limit = self.config.server.ingress.max_request_bytes
         body = decode_json_body(await read_body(raw, limit), limit)
         index = body.pop("index", None)  # lorag's extension, not a vLLM field
         route = self.config.route(body.get("model")) if isinstance(
             body.get("model"), str) else None
+        if route is not None and not grants.uses_route(route.name):
+            raise self._model_not_found(route.name, grants)
         if route is not None:
             body = _route_limits(route, route.request_defaults(body))
         return parse(with_json_layout(body)), route, index
 
     async def _route_prompt(self, route: RouteConfig, request: Any, index: str | None,
-                            endpoint: str) -> RoutePrompt | None:
+                            endpoint: str, owner: dict[str, Any] | None = None
+                            ) -> RoutePrompt | None:
         """What the route adds to the request (None: nothing): its template and sources
-        (`serving.sources`), its prompt cap and its answer format."""
+        (`serving.sources`, searched under `owner`, the API key's filter), its prompt cap
+        and its answer format."""
         fields: dict[str, Any] = {}
         if route.retrieval or route.template.system:
             if endpoint != "chat":
@@ -188,7 +199,8 @@ class OpenAIService:
             else:
                 fields["template"] = route.template
         if "template" in fields and (settings := route.retrieval):
-            fields["hits"], fields["index"] = await self.sources.find(route, request, index)
+            fields["hits"], fields["index"] = await self.sources.find(route, request, index,
+                                                                      owner)
             fields.update(max_context_tokens=settings.max_context_tokens,
                           add_markers=settings.add_markers,
                           check_grounding=settings.check_grounding,
@@ -284,10 +296,17 @@ class OpenAIService:
         if self.access is not None:
             self.access.charge(gen.key, tokens)
 
-    async def _target(self, route: RouteConfig | None, model: str
+    def _model_not_found(self, model: str, grants: Grants) -> ModelNotFoundError:
+        """The same 404 for a model that does not exist and one the key may not use; it
+        names only what the key may use."""
+        return ModelNotFoundError(model, [r.name for r in self.config.routes
+                                          if grants.uses_route(r.name)] +
+                                  ["the adapters in GET /v1/adapters"])
+
+    async def _target(self, route: RouteConfig | None, model: str, grants: Grants = ALL
                       ) -> tuple[Any, dict[str, Any] | None, str]:
-        """The LLM handle for `model` (`route`, or else a loaded adapter), the adapter
-        record and the base model's key."""
+        """The LLM handle for `model` (`route`, or else a loaded adapter the key may
+        use), the adapter record and the base model's key."""
         if route is not None:
             handle = self.llm[self.config.llm_key(route)]
             if route.adapter is None:
@@ -298,10 +317,10 @@ class OpenAIService:
                     f"route {route.name!r} uses adapter {route.adapter!r}, which is not "
                     "registered; POST /v1/adapters to load it.", code="adapter_unavailable")
         else:
-            adapter = await self.adapters.resolve(model) if self.adapters is not None else None
+            adapter = (await self.adapters.resolve(model)
+                       if self.adapters is not None and grants.uses_adapter(model) else None)
             if adapter is None:
-                raise ModelNotFoundError(model, [r.name for r in self.config.routes] +
-                                         ["the adapters in GET /v1/adapters"])
+                raise self._model_not_found(model, grants)
             handle = self.llm[adapter["base_model"]]
         # Ray Serve routes to replicas that already hold this exact version.
         return (handle.options(multiplexed_model_id=adapter["served_id"]), adapter,
@@ -309,9 +328,12 @@ class OpenAIService:
 
     # -- models, health, metrics -------------------------------------------
 
-    async def list_models(self) -> dict[str, Any]:
+    async def list_models(self, grants: Grants = ALL) -> dict[str, Any]:
+        """Routes, embedding models and loaded adapters: those the key may use."""
         data = []
         for route in self.config.routes:
+            if not grants.uses_route(route.name):
+                continue
             model = self.config.models[route.model]
             data.append({
                 "id": route.name,
@@ -327,7 +349,7 @@ class OpenAIService:
             data.append({"id": name, "object": "model", "created": self.created,
                          "owned_by": "lorag", "root": source, "parent": None,
                          "lorag": {"kind": "embedding"}})
-        for adapter in await self.adapters.list_loaded() if self.adapters else []:
+        for adapter in await self.adapters.list_loaded(grants) if self.adapters else []:
             data.append({"id": adapter["id"], "object": "model",
                          "created": int(adapter["created_at"]), "owned_by": "lorag",
                          "root": adapter["source"], "parent": adapter["base_model"],

@@ -194,19 +194,6 @@ def _cmd_k8s_render(args: argparse.Namespace) -> int:
     return run_render(args)
 
 
-def _cmd_keys_create(args: argparse.Namespace) -> int:
-    from serving.auth import hash_key, new_key
-
-    key = new_key()
-    scopes = args.scope or ["user"]
-    print(f"API key (shown once; give it to the client):\n  {key}\n")
-    print("server.auth.keys entry for the config (the digest only):")
-    print(f"  - {{name: {args.name}, scopes: [{', '.join(scopes)}], sha256: {hash_key(key)}}}")
-    print(f"\nor, for a key file / ${'LORAG_API_KEYS'} (a Kubernetes Secret):")
-    print(f'  [{{"name": "{args.name}", "scopes": {json.dumps(scopes)}, "key": "{key}"}}]')
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     # The evaluation package is imported here, not when this module is (it sits
     # above serving; docs/architecture.md).
@@ -247,14 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = adapters_sub.add_parser("train", help="fine-tune a LoRA adapter on chat pairs")
     add_train_arguments(train)
     train.set_defaults(func=_cmd_adapters_train)
-    keys = sub.add_parser("keys", help="API keys")
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
-    create = keys_sub.add_parser("create", help="make a new API key and its config entry")
-    create.add_argument("--name", required=True, help="the key's name (logs, limits)")
-    create.add_argument("--scope", action="append", choices=["user", "admin"],
-                        help="user (inference, models) or admin (adapters, indexes; "
-                        "includes user); repeatable, default user")
-    create.set_defaults(func=_cmd_keys_create)
+    from serving.keys_cli import add_arguments as add_keys_arguments
+
+    add_keys_arguments(sub.add_parser("keys", help="API keys: create, list, revoke"))
     k8s = sub.add_parser("k8s", help="Kubernetes (KubeRay) manifests")
     k8s_sub = k8s.add_subparsers(dest="k8s_command", required=True)
     render = k8s_sub.add_parser(

@@ -23,6 +23,7 @@ from adapters.service import AdapterSettings, BaseModelInfo, pick_base_model
 from lorag_core.strict import StrictModel as _Strict
 from retrieval.reranker import DEFAULT_RERANKER
 from retrieval.spec import DEFAULT_EMBEDDER, IndexSpec
+from serving.audit import AuditConfig
 from serving.auth import AuthConfig
 from serving.model_config import DeploymentConfig, EngineConfig, ModelConfig
 from serving.routes import NAME_RE, RouteConfig, check_route
@@ -73,7 +74,9 @@ class ServerConfig(_Strict):
         description="The OpenAI-compatible ingress: its deployment, request timeout and "
         "body size limit.")
     auth: AuthConfig = Field(default_factory=AuthConfig,
-                             description="API keys, scopes and per-key rate limits.")
+                             description="API keys, their grants, rate limits and reloads.")
+    audit: AuditConfig = Field(default_factory=AuditConfig,
+                               description="The audit trail of admin writes.")
 
     def loopback(self) -> bool:
         return self.host in ("127.0.0.1", "localhost", "::1") or self.host.startswith("127.")
@@ -306,9 +309,14 @@ def _anchor_paths(data: dict[str, Any], base_dir: Path) -> None:
         for spec in data["adapters"].values():
             if isinstance(spec, dict) and "source" in spec:
                 spec["source"] = anchor(spec["source"])
-    auth = (data.get("server") or {}).get("auth") if isinstance(data.get("server"), dict) else None
+    server = data.get("server")
+    auth = server.get("auth") if isinstance(server, dict) else None
     if isinstance(auth, dict) and isinstance(auth.get("keys_file"), str):
         auth["keys_file"] = anchor(auth["keys_file"])
+    audit = server.get("audit") if isinstance(server, dict) else None
+    if isinstance(audit, dict) and isinstance(audit.get("path"), str) \
+            and audit["path"] != "stdout":
+        audit["path"] = anchor(audit["path"])
 
 
 def parse_config(data: Any, source: str = "<config>",

@@ -16,6 +16,7 @@ from ray import serve
 from lorag_core.errors import DomainError
 from serving.adapters_api import AdaptersAPI, LoadAdapterRequest
 from serving.api import OpenAIService
+from serving.audit import AuditLog
 from serving.auth import Access, KeyStore, RateLimiterDeployment
 from serving.config import LoragConfig, ModelConfig
 from serving.envelope import failed, ok
@@ -33,6 +34,7 @@ from serving.retrieval_api import (
     EmbeddingsRequest,
     RetrievalAPI,
     SearchRequest,
+    grants_of,
 )
 from serving.route_prompt import RoutePrompt
 from serving.streaming import with_model_name
@@ -47,6 +49,15 @@ async def _access(request: Request) -> None:
                                                request.headers)
 
 
+def _replica_id() -> str:
+    try:
+        return serve.get_replica_context().replica_tag
+    except Exception:  # outside a Ray Serve replica (tests)
+        import os
+
+        return f"pid{os.getpid()}"
+
+
 app = FastAPI(title="lorag", description="OpenAI-compatible RAG + LoRA inference server",
               dependencies=[Depends(_access)])
 register_exception_handlers(app)
@@ -59,12 +70,14 @@ class Ingress:
     def __init__(self, config: dict[str, Any], llm_handles: dict[str, Any], retriever: Any,
                  adapter_registry: Any, limiter: Any | None = None):
         cfg = LoragConfig.model_validate(config)
-        self.access = Access(KeyStore.from_config(cfg.server.auth), limiter)
-        self.adapters = AdaptersAPI(cfg, adapter_registry, llm_handles)
-        self.service = OpenAIService(cfg, llm_handles, retriever, self.adapters,
-                                     adapter_registry, access=self.access)
+        self.service = OpenAIService(cfg, llm_handles, retriever, None, adapter_registry)
+        audit = AuditLog(cfg.server.audit.path, self.service.metrics.registry, _replica_id())
+        self.access = Access(KeyStore.from_config(cfg.server.auth), limiter, audit)
+        self.service.access = self.access
+        self.service.adapters = self.adapters = AdaptersAPI(cfg, adapter_registry, llm_handles,
+                                                            audit)
         app.state.lorag_access = self.access
-        self.retrieval = RetrievalAPI(cfg, retriever)
+        self.retrieval = RetrievalAPI(cfg, retriever, audit)
 
     @app.post("/v1/chat/completions", openapi_extra=body(CHAT))
     async def chat_completions(self, request: Request) -> Response:
@@ -83,40 +96,46 @@ class Ingress:
         return await self.retrieval.create_index(request)
 
     @app.get("/v1/indexes")
-    async def list_indexes(self) -> dict[str, Any]:
-        return await self.retrieval.list_indexes()
+    async def list_indexes(self, request: Request) -> dict[str, Any]:
+        return await self.retrieval.list_indexes(request)
 
     @app.get("/v1/indexes/{name}")
-    async def get_index(self, name: str) -> dict[str, Any]:
-        return await self.retrieval.get_index(name)
+    async def get_index(self, name: str, request: Request) -> dict[str, Any]:
+        return await self.retrieval.get_index(request, name)
 
     @app.delete("/v1/indexes/{name}")
-    async def delete_index(self, name: str) -> dict[str, Any]:
-        return await self.retrieval.delete_index(name)
+    async def delete_index(self, name: str, request: Request) -> dict[str, Any]:
+        return await self.retrieval.delete_index(request, name)
 
     @app.post("/v1/indexes/{name}/documents", openapi_extra=body(AddDocumentsRequest))
     async def add_documents(self, name: str, request: Request) -> dict[str, Any]:
-        return await self.retrieval.add_documents(name, request)
+        return await self.retrieval.add_documents(request, name)
+
+    @app.get("/v1/indexes/{name}/documents")
+    async def list_documents(self, name: str, request: Request, limit: int = 100,
+                             after: str | None = None) -> dict[str, Any]:
+        return await self.retrieval.list_documents(request, name)
 
     @app.post("/v1/indexes/{name}/files", openapi_extra=UPLOAD)
     async def upload_files(self, name: str, request: Request) -> dict[str, Any]:
-        return await self.retrieval.upload_files(name, request)
+        return await self.retrieval.upload_files(request, name)
 
     @app.get("/v1/indexes/{name}/documents/{doc_id}")
-    async def get_document(self, name: str, doc_id: str) -> dict[str, Any]:
-        return await self.retrieval.get_document(name, doc_id)
+    async def get_document(self, name: str, doc_id: str, request: Request) -> dict[str, Any]:
+        return await self.retrieval.get_document(request, name, doc_id)
 
     @app.delete("/v1/indexes/{name}/documents/{doc_id}")
-    async def delete_document(self, name: str, doc_id: str) -> dict[str, Any]:
-        return await self.retrieval.delete_document(name, doc_id)
+    async def delete_document(self, name: str, doc_id: str, request: Request
+                              ) -> dict[str, Any]:
+        return await self.retrieval.delete_document(request, name, doc_id)
 
     @app.post("/v1/indexes/{name}/search", openapi_extra=body(SearchRequest))
     async def search(self, name: str, request: Request) -> dict[str, Any]:
-        return await self.retrieval.search(name, request)
+        return await self.retrieval.search(request, name)
 
     @app.get("/v1/models")
-    async def models(self) -> dict[str, Any]:
-        return await self.service.list_models()
+    async def models(self, request: Request) -> dict[str, Any]:
+        return await self.service.list_models(grants_of(request))
 
     @app.get("/v1/deployments")
     async def deployments(self) -> dict[str, Any]:
@@ -127,16 +146,16 @@ class Ingress:
         return await self.adapters.load(request)
 
     @app.get("/v1/adapters")
-    async def list_adapters(self) -> dict[str, Any]:
-        return await self.adapters.list()
+    async def list_adapters(self, request: Request) -> dict[str, Any]:
+        return await self.adapters.list(grants_of(request))
 
     @app.get("/v1/adapters/{name}")
-    async def get_adapter(self, name: str) -> dict[str, Any]:
-        return await self.adapters.get(name)
+    async def get_adapter(self, name: str, request: Request) -> dict[str, Any]:
+        return await self.adapters.get(name, grants_of(request))
 
     @app.delete("/v1/adapters/{name}")
-    async def unload_adapter(self, name: str) -> dict[str, Any]:
-        return await self.adapters.unload(name)
+    async def unload_adapter(self, name: str, request: Request) -> dict[str, Any]:
+        return await self.adapters.unload(request, name)
 
     @app.get("/health")
     async def health(self) -> dict[str, Any]:
@@ -246,9 +265,9 @@ class LLMDeployment:
 class RetrieverDeployment:
     """Embedders and FAISS indexes over the shared data directory."""
 
-    METHODS = frozenset({"create_index", "list_indexes", "index_stats", "delete_index",
-                         "add_documents", "get_document", "delete_document", "search", "rerank",
-                         "embed"})
+    METHODS = frozenset({"create_index", "list_indexes", "index_names", "index_stats", "delete_index",
+                         "add_documents", "get_document", "list_documents", "delete_document",
+                         "search", "rerank", "embed"})
 
     async def __init__(self, config: dict[str, Any]):
         from retrieval.service import RetrieverService

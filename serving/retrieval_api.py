@@ -3,6 +3,12 @@
 Bodies are validated here (400s name the field, e.g. `documents.3.text`), then
 forwarded to the retriever deployment, which answers in `serving.envelope`'s reply
 shape.
+
+Each call is made for one API key (`serving.auth.ApiKey`): an index it may not read is
+answered as one that does not exist (the same 404 body); one it may read but not
+manage is refused with 403; its `filter` is passed to the retriever, which applies it
+to searches, listings, reads and writes (`retrieval.filters.scoped`). Writes are
+recorded in the audit trail (`serving.audit`).
 """
 
 from __future__ import annotations
@@ -13,23 +19,63 @@ from typing import Annotated, Any
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from retrieval.errors import index_not_found
 from retrieval.files import FORMATS, SUFFIXES, named_document
+from retrieval.filters import scoped
 from retrieval.knowledge_base import Document
 from retrieval.spec import IndexSpec
+from serving.audit import AuditLog
+from serving.auth import ALL, ApiKey, Grants
 from serving.config import LoragConfig
 from serving.envelope import unwrap
 from serving.errors import (
+    REQUEST_ID_HEADER,
     ConflictError,
     InvalidRequestError,
     NotFoundError,
     PayloadTooLargeError,
+    PermissionDeniedError,
+    from_domain_error,
     from_pydantic_error,
 )
 from serving.protocol import decode_json_body, read_body
 
 
 __all__ = ["CreateIndexRequest", "AddDocumentsRequest", "SearchRequest",
-           "EmbeddingsRequest", "RetrievalAPI"]
+           "EmbeddingsRequest", "RetrievalAPI", "grants_of", "request_id_of"]
+
+
+def grants_of(raw: Request) -> Grants:
+    """The grants of the request's API key (all, on open paths or with auth off)."""
+    key: ApiKey | None = getattr(raw.state, "api_key", None)
+    return key.grants if key is not None else ALL
+
+
+def request_id_of(raw: Request) -> str:
+    """The request's id (the client's `x-request-id`, else a new one, kept on the request)."""
+    import uuid
+
+    rid = getattr(raw.state, "request_id", None) or raw.headers.get(REQUEST_ID_HEADER) \
+        or uuid.uuid4().hex
+    raw.state.request_id = rid
+    return rid
+
+
+def readable(grants: Grants, name: str) -> None:
+    """404, the body of a missing index, unless the key may read index `name`."""
+    if not grants.reads_index(name):
+        raise from_domain_error(index_not_found(name))
+
+
+def _managed(grants: Grants, name: str, whole: bool = False) -> None:
+    readable(grants, name)
+    if not grants.manages_index(name):
+        raise PermissionDeniedError(f"this API key may read index {name!r} but not change "
+                                    "it.", param="name", code="insufficient_scope")
+    if whole and grants.filter:
+        raise PermissionDeniedError(
+            f"this API key sees part of index {name!r} (its filter); it may not delete the "
+            "whole index.", param="name", code="insufficient_scope")
 
 
 class _Body(BaseModel):
@@ -70,9 +116,22 @@ def _parse(model: type[BaseModel], body: dict[str, Any]) -> Any:
 
 
 class RetrievalAPI:
-    def __init__(self, config: LoragConfig, retriever: Any):
+    def __init__(self, config: LoragConfig, retriever: Any, audit: AuditLog | None = None):
         self.config = config
         self.retriever = retriever
+        self.audit = audit
+
+    def _audited(self, raw: Request, action: str, obj: str) -> Any:
+        from contextlib import asynccontextmanager
+
+        if self.audit is not None:
+            return self.audit.action(action, obj, getattr(raw.state, "api_key", None),
+                                     request_id_of(raw))
+
+        @asynccontextmanager
+        async def nothing():
+            yield {}
+        return nothing()
 
     async def _call(self, method: str, *args: Any) -> Any:
         reply = await self.retriever.call.remote(method, *args)
@@ -87,32 +146,45 @@ class RetrievalAPI:
 
     async def create_index(self, raw: Request) -> dict[str, Any]:
         req = _parse(CreateIndexRequest, await self._json(raw))
+        if not grants_of(raw).manages_index(req.name):  # the same whether it exists or not
+            raise PermissionDeniedError(f"this API key may not create index {req.name!r}.",
+                                        param="name", code="insufficient_scope")
         spec = req.model_dump(exclude={"name"})
-        return {"object": "index", **await self._call("create_index", req.name, spec)}
+        async with self._audited(raw, "index.create", req.name):
+            return {"object": "index", **await self._call("create_index", req.name, spec)}
 
-    async def list_indexes(self) -> dict[str, Any]:
-        data = await self._call("list_indexes")
+    async def list_indexes(self, raw: Request) -> dict[str, Any]:
+        grants = grants_of(raw)
+        names = [n for n in await self._call("index_names") if grants.reads_index(n)]
+        data = [await self._call("index_stats", n, grants.filter) for n in names]
         return {"object": "list", "data": [{"object": "index", **d} for d in data]}
 
-    async def get_index(self, name: str) -> dict[str, Any]:
-        return {"object": "index", **await self._call("index_stats", name)}
+    async def get_index(self, raw: Request, name: str) -> dict[str, Any]:
+        grants = grants_of(raw)
+        readable(grants, name)
+        return {"object": "index", **await self._call("index_stats", name, grants.filter)}
 
-    async def delete_index(self, name: str) -> dict[str, Any]:
+    async def delete_index(self, raw: Request, name: str) -> dict[str, Any]:
+        _managed(grants_of(raw), name, whole=True)
         users = [r.name for r in self.config.routes if r.retrieval and r.retrieval.index == name]
-        if users:
-            raise ConflictError(
-                f"index {name!r} is used by route(s) {', '.join(users)} of the server's config; "
-                "delete or replace its documents instead.", param="name", code="index_in_use")
-        await self._call("delete_index", name)
+        async with self._audited(raw, "index.delete", name):
+            if users:
+                raise ConflictError(
+                    f"index {name!r} is used by route(s) {', '.join(users)} of the server's "
+                    "config; delete or replace its documents instead.", param="name",
+                    code="index_in_use")
+            await self._call("delete_index", name)
         return {"id": name, "object": "index", "deleted": True}
 
     # -- documents ------------------------------------------------------------------
 
-    async def add_documents(self, name: str, raw: Request) -> dict[str, Any]:
+    async def add_documents(self, raw: Request, name: str) -> dict[str, Any]:
+        _managed(grants_of(raw), name)
         req = _parse(AddDocumentsRequest, await self._json(raw))
-        return await self._ingest(name, [d.model_dump() for d in req.documents])
+        return await self._ingest(raw, name, [d.model_dump() for d in req.documents])
 
-    async def upload_files(self, name: str, raw: Request) -> dict[str, Any]:
+    async def upload_files(self, raw: Request, name: str) -> dict[str, Any]:
+        _managed(grants_of(raw), name)
         size = int(raw.headers.get("content-length") or 0)
         if size > self.config.retrieval.max_upload_bytes:
             raise PayloadTooLargeError(
@@ -129,33 +201,70 @@ class RetrievalAPI:
             docs.append(await _file_document(item))
         if not docs:
             raise InvalidRequestError("no files in the upload.", param="files")
-        return await self._ingest(name, docs)
+        return await self._ingest(raw, name, docs)
 
-    async def _ingest(self, name: str, docs: list[dict[str, Any]]) -> dict[str, Any]:
+    async def _ingest(self, raw: Request, name: str, docs: list[dict[str, Any]]
+                      ) -> dict[str, Any]:
         limit = self.config.retrieval.max_documents_per_request
         if len(docs) > limit:
             raise InvalidRequestError(f"at most {limit} documents per request.",
                                       param="documents", code="too_many_documents")
-        results = await self._call("add_documents", name, docs)
+        owner = grants_of(raw).filter
+        try:
+            results = await self._call("add_documents", name, docs, owner)
+        except Exception as err:  # one line for the refused batch
+            if self.audit is not None:
+                self.audit.record("document.add", name, str(getattr(err, "code", None)
+                                                             or type(err).__name__),
+                                  getattr(raw.state, "api_key", None), request_id_of(raw),
+                                  {"doc_ids": [str(d.get("doc_id")) for d in docs][:20]})
+            raise
+        if self.audit is not None:
+            for r in results:
+                if r["status"] in ("added", "replaced"):
+                    action = "document.add" if r["status"] == "added" else "document.replace"
+                    self.audit.record(action, f"{name}/{r['doc_id']}", "ok",
+                                      getattr(raw.state, "api_key", None), request_id_of(raw))
         return {"object": "list", "index": name, "data": results}
 
-    async def get_document(self, name: str, doc_id: str) -> dict[str, Any]:
-        doc = await self._call("get_document", name, doc_id)
+    async def get_document(self, raw: Request, name: str, doc_id: str) -> dict[str, Any]:
+        grants = grants_of(raw)
+        readable(grants, name)
+        doc = await self._call("get_document", name, doc_id, grants.filter)
         if doc is None:
-            raise NotFoundError(f"document {doc_id!r} is not in index {name!r}.",
-                                param="doc_id", code="document_not_found")
+            raise _no_document(name, doc_id)
         return {"object": "document", **doc}
 
-    async def delete_document(self, name: str, doc_id: str) -> dict[str, Any]:
-        if not await self._call("delete_document", name, doc_id):
-            raise NotFoundError(f"document {doc_id!r} is not in index {name!r}.",
-                                param="doc_id", code="document_not_found")
+    async def list_documents(self, raw: Request, name: str) -> dict[str, Any]:
+        """GET /v1/indexes/{name}/documents?limit=&after=: records (no text) by doc_id."""
+        grants = grants_of(raw)
+        readable(grants, name)
+        params = raw.query_params
+        try:
+            limit = int(params.get("limit", 100))
+        except ValueError:
+            raise InvalidRequestError("limit must be an integer from 1 to 1000.",
+                                      param="limit", code="invalid_value") from None
+        after = params.get("after")
+        docs = await self._call("list_documents", name, grants.filter, limit, after)
+        return {"object": "list", "index": name, "data": docs,
+                "has_more": len(docs) == limit,
+                "last_id": docs[-1]["doc_id"] if docs else None}
+
+    async def delete_document(self, raw: Request, name: str, doc_id: str) -> dict[str, Any]:
+        grants = grants_of(raw)
+        _managed(grants, name)
+        async with self._audited(raw, "document.delete", f"{name}/{doc_id}"):
+            if not await self._call("delete_document", name, doc_id, grants.filter):
+                raise _no_document(name, doc_id)
         return {"id": doc_id, "object": "document", "deleted": True}
 
-    async def search(self, name: str, raw: Request) -> dict[str, Any]:
+    async def search(self, raw: Request, name: str) -> dict[str, Any]:
+        grants = grants_of(raw)
+        readable(grants, name)
         req = _parse(SearchRequest, await self._json(raw))
-        hits = await self._call("search", name, req.query, req.top_k, req.filter,
-                                req.exclude_status)
+        hits = await self._call("search", name, req.query, req.top_k,
+                                scoped(grants.filter, req.filter), req.exclude_status)
         return {"object": "list", "index": name, "data": hits}
 
     # -- embeddings -----------------------------------------------------------------
@@ -164,6 +273,12 @@ class RetrievalAPI:
         req = _parse(EmbeddingsRequest, await self._json(raw))
         texts = [req.input] if isinstance(req.input, str) else req.input
         return await self._call("embed", req.model, texts, req.encoding_format)
+
+
+def _no_document(name: str, doc_id: str) -> NotFoundError:
+    """A document that does not exist, or that the key's filter hides: one body."""
+    return NotFoundError(f"document {doc_id!r} is not in index {name!r}.", param="doc_id",
+                         code="document_not_found")
 
 
 async def _file_document(item: Any) -> dict[str, Any]:

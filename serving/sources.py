@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from retrieval.filters import scoped
 from serving import multihop, rag
 from serving.config import RouteConfig
 from serving.envelope import unwrap
@@ -30,10 +31,11 @@ class RouteSources:
         self._search = retriever.options(_by_reference=False)
         self.metrics = metrics
 
-    async def find(self, route: RouteConfig, request: Any, index: str | None = None
-                   ) -> tuple[list[dict[str, Any]], str]:
+    async def find(self, route: RouteConfig, request: Any, index: str | None = None,
+                   owner: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], str]:
         """The hits for `request` on `route` (empty: none passed min_score) and the index
-        searched: `index` (the request's `index` field) or the route's."""
+        searched: `index` (the request's `index` field) or the route's. `owner`, the API
+        key's filter, bounds every search (so a citation is never outside it)."""
         settings = route.retrieval
         query = rag.search_query(request.messages, settings.query_turns)
         if not query:
@@ -42,7 +44,7 @@ class RouteSources:
         searched = index or settings.index
         t0 = time.perf_counter()
         fetch = settings.rerank.candidates if settings.rerank else settings.top_k
-        reply = await self._search.call.remote("search", searched, query, fetch, None,
+        reply = await self._search.call.remote("search", searched, query, fetch, owner,
                                                settings.exclude_status)
         retrieval_s = time.perf_counter() - t0
         if settings.hops == 1 or "error" in reply:  # with hops: observed after them
@@ -57,17 +59,20 @@ class RouteSources:
             hits = unwrap(reply)
         if settings.hops > 1:  # the rerank above is not retrieval time
             t0 = time.perf_counter()
-            hits = await self._further_hops(query, searched, hits, settings) if hits else hits
+            hits = (await self._further_hops(query, searched, hits, settings, owner)
+                    if hits else hits)
             self.metrics.retrieval.labels(route.name, settings.index).observe(
                 retrieval_s + time.perf_counter() - t0)
         self.metrics.sources.labels(route.name).observe(len(hits))
         return hits, searched
 
     async def _further_hops(self, query: str, index: str, hits: list[dict[str, Any]],
-                            settings: Any) -> list[dict[str, Any]]:
+                            settings: Any, owner: dict[str, Any] | None
+                            ) -> list[dict[str, Any]]:
         """retrieval.hops > 1: `hits` after the further searches of serving.multihop."""
         async def search(q: str, k: int, flt: dict[str, Any] | None) -> list[dict[str, Any]]:
-            return unwrap(await self._search.call.remote("search", index, q, k, flt,
+            return unwrap(await self._search.call.remote("search", index, q, k,
+                                                         scoped(owner, flt),
                                                          settings.exclude_status))
 
         hits, _ = await multihop.hop_sources(

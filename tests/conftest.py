@@ -15,6 +15,7 @@ import pytest
 from serving.local_server import running
 from lorag_core.ports import free_port
 from serving.config import dump_config, load_config, parse_config, with_adapter_roots
+from tests.support import keys
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_S = float(os.environ.get("LORAG_TEST_STARTUP_TIMEOUT_S", "900"))
@@ -67,6 +68,8 @@ def write_test_config(path: Path, adapter_root: Path, s3_url: str) -> Path:
     cfg = with_adapter_roots(load_config(ROOT / "configs" / "default.yaml"), [str(adapter_root)],
                              {"s3": {"endpoint_url": s3_url}})
     data = cfg.model_dump(mode="json")
+    data["server"]["auth"] = {"enabled": True, "keys": keys.config_keys(),
+                              "reload_interval_s": 1}
     rag = next(r for r in data["routes"] if r["name"] == "rag")
     data["routes"].append({**rag, "name": "rag-reranked",
                            "description": "the rag route, reranking 8 candidates",
@@ -115,6 +118,8 @@ def server(tmp_path_factory, adapter_root, s3_url):
         reused.url = url.rstrip("/")
         yield reused
         return
+    # lorag's own clients the tests run (eval, ingest, locust) send $LORAG_API_KEY
+    os.environ["LORAG_API_KEY"] = keys.ADMIN
     srv = Server(tmp_path_factory, adapter_root, s3_url)
     srv.start()
     yield srv

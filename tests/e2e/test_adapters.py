@@ -15,6 +15,7 @@ import httpx
 import openai
 import pytest
 
+from tests.support.keys import ADMIN, AUTH
 from tests.support.lora_factory import make_lora
 
 pytestmark = pytest.mark.e2e
@@ -233,12 +234,12 @@ def test_bad_adapters_are_clear_400s_and_the_server_keeps_serving(http, client, 
 def test_registry_survives_a_restart(server, loras):
     if os.environ.get("LORAG_TEST_URL"):
         pytest.skip("needs the session server this test started")
-    with httpx.Client(base_url=server.url, timeout=300) as http:
+    with httpx.Client(base_url=server.url, timeout=300, headers=AUTH) as http:
         assert load(http, "kept", loras["random"]).status_code == 201
         before = http.get("/v1/adapters/kept").json()
     server.restart()
-    with httpx.Client(base_url=server.url, timeout=300) as http:
+    with httpx.Client(base_url=server.url, timeout=300, headers=AUTH) as http:
         assert http.get("/v1/adapters/kept").json() == before
-        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=ADMIN, max_retries=0)
         assert ask(client, "kept")[0] == "kept@1"
         http.delete("/v1/adapters/kept")

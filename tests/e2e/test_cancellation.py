@@ -6,6 +6,8 @@ import time
 import httpx
 import pytest
 
+from tests.support.keys import AUTH
+
 pytestmark = pytest.mark.e2e
 
 
@@ -19,7 +21,7 @@ def running_requests(http) -> float:
 def test_disconnect_aborts_engine_request(server_url, http, client):
     body = {"model": "base", "stream": True, "max_tokens": 1500, "ignore_eos": True,
             "messages": [{"role": "user", "content": "Write a very long story."}]}
-    with httpx.Client(base_url=server_url, timeout=60) as c:
+    with httpx.Client(base_url=server_url, timeout=60, headers=AUTH) as c:
         with c.stream("POST", "/v1/chat/completions", json=body) as r:
             assert r.status_code == 200
             lines = r.iter_lines()

@@ -21,6 +21,8 @@ import httpx
 import psutil
 import pytest
 
+from tests.support.keys import AUTH
+
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
 RECOVERY_TIMEOUT_S = 900
@@ -53,7 +55,7 @@ class Stream:
                         for i in range(workers)]
 
     def _run(self, worker: int) -> None:
-        with httpx.Client(timeout=RECOVERY_TIMEOUT_S) as client:
+        with httpx.Client(timeout=RECOVERY_TIMEOUT_S, headers=AUTH) as client:
             n = 0
             while not self.stop.is_set():
                 t0 = time.monotonic()
@@ -125,7 +127,8 @@ def test_killed_llm_replica_is_replaced_and_only_in_flight_requests_fail(server)
 
 def test_killed_retriever_loses_no_acknowledged_document(server):
     index = f"faults-{uuid.uuid4().hex[:8]}"
-    r = httpx.post(f"{server.url}/v1/indexes", json={"name": index}, timeout=120)
+    r = httpx.post(f"{server.url}/v1/indexes", json={"name": index}, timeout=120,
+                   headers=AUTH)
     assert r.status_code == 201, r.text
     acked: list[str] = []
     lock = threading.Lock()
@@ -153,7 +156,7 @@ def test_killed_retriever_loses_no_acknowledged_document(server):
               f"{recovered - killed_at:.1f}s after the kill; {len(acked)} acknowledged, "
               f"{len(failed)} failed")
         assert len(failed) <= len(stream.threads), failed
-        with httpx.Client(base_url=server.url, timeout=120) as client:
+        with httpx.Client(base_url=server.url, timeout=120, headers=AUTH) as client:
             missing = [d for d in acked
                        if client.get(f"/v1/indexes/{index}/documents/{d}").status_code != 200]
             assert missing == [], f"acknowledged documents lost: {missing}"
@@ -162,4 +165,4 @@ def test_killed_retriever_loses_no_acknowledged_document(server):
                                      "top_k": 3}).json()["data"]
             assert hits, "the index answers no search after the restart"
     finally:
-        httpx.delete(f"{server.url}/v1/indexes/{index}", timeout=120)
+        httpx.delete(f"{server.url}/v1/indexes/{index}", timeout=120, headers=AUTH)

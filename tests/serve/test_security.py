@@ -130,9 +130,15 @@ def test_keys_and_scopes(url):
     assert chat(url, key=ADMIN).status_code == 200      # admin includes user
     user = {"Authorization": f"Bearer {USER}"}
     assert httpx.get(f"{url}/v1/models", headers=user).status_code == 200
-    for method, path in [("GET", "/v1/indexes"), ("GET", "/v1/adapters"),
-                         ("POST", "/v1/indexes/kb/search"), ("GET", "/v1/deployments")]:
-        denied = httpx.request(method, f"{url}{path}", headers=user, json={"query": "x"})
+    # a user key reads indexes and adapters (its grants: all by default) but changes
+    # none without `manages` (tests/serve/test_tenants.py has the grants)
+    assert httpx.get(f"{url}/v1/indexes", headers=user).status_code == 200
+    doc = {"documents": [{"doc_id": "d", "text": "t"}]}
+    for method, path, body in [("POST", "/v1/indexes/kb/documents", doc),
+                               ("DELETE", "/v1/adapters/x", None),
+                               ("POST", "/v1/adapters", {"name": "x", "source": "/x"}),
+                               ("GET", "/v1/deployments", None)]:
+        denied = httpx.request(method, f"{url}{path}", headers=user, json=body)
         assert denied.status_code == 403, (path, denied.text)
         assert error_of(denied)["code"] == "insufficient_scope"
     admin = {"Authorization": f"Bearer {ADMIN}"}
