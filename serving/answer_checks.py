@@ -33,13 +33,16 @@ class AnswerChecks:
     marker_sources: list[str] | None = None
     json_answer: bool = False
 
-    def streamed(self) -> bool:
+    @property
+    def for_streams(self) -> bool:
         """Whether a stream has anything to check (a sent text keeps its fence)."""
         return self.grounding_texts is not None or bool(self.citation_sources
                                                          or self.marker_sources)
 
-    def __bool__(self) -> bool:
-        return self.streamed() or self.json_answer
+    @property
+    def for_answers(self) -> bool:
+        """Whether a whole answer has anything to check."""
+        return self.for_streams or self.json_answer
 
 
 def check_answer(text: str, checks: AnswerChecks, *, sent: bool = False

@@ -115,13 +115,16 @@ class LLMServer:
         if prompt.max_prompt_tokens and (error := self.check_prompt_length(
                 request.messages, "messages", prompt.max_prompt_tokens)) is not None:
             return _one(error)
-        citations, checks = None, AnswerChecks(json_answer=json_answers(request, prompt))
-        if prompt.template is not None:
+        json_answer = json_answers(request, prompt)
+        citations = None
+        if prompt.template is None:
+            checks = AnswerChecks(json_answer=json_answer)
+        else:
             started = time.perf_counter()
             citations, sources = self.apply_route_prompt(request, prompt)
             route_prompt_seconds().labels(self.model_key).observe(
                 time.perf_counter() - started)
-            checks = route_checks(request, prompt, sources, checks.json_answer)
+            checks = route_checks(request, prompt, sources, json_answer)
         return self._run(self._chat.create_chat_completion, request, "messages", citations,
                          checks)
 
@@ -188,7 +191,7 @@ class LLMServer:
             body = result.model_dump(exclude_unset=False)
             if citations is not None:
                 body["citations"] = citations
-            if checks:
+            if checks.for_answers:
                 check_whole_answer(body, checks)
             yield ok(body)
         else:
@@ -196,7 +199,7 @@ class LLMServer:
 
             interval_s = self.config.stream_batching_interval_ms / 1000
             first = citations is not None
-            stream_checks = StreamChecks(checks) if checks.streamed() else None
+            stream_checks = StreamChecks(checks) if checks.for_streams else None
             async for chunk in coalesce(result, interval_s):
                 if first:
                     chunk, first = with_citations_first_event(chunk, citations), False

@@ -349,12 +349,13 @@ def unwrap_json_fence(text: str) -> str:
 
 def with_citations_first_event(sse: str, citations: list[dict[str, Any]]) -> str:
     """Add `citations` to the first `data:` event of an SSE string."""
-    first = [True]
+    first = True
 
     def edit(event: dict[str, Any]) -> bool:
-        if first[0]:
+        nonlocal first
+        if first:
             event["citations"] = citations
-            first[0] = False
+            first = False
             return True
         return False
 
