@@ -58,6 +58,8 @@ class AuditLog:
         self.counter = Counter("lorag_audit_events", "Admin writes, by action and outcome.",
                                ("action", "outcome"), registry=registry)
         self._lock = threading.Lock()
+        if path not in (None, "stdout"):
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
 
     def record(self, action: str, obj: str, outcome: str, key: Any = None,
                request_id: str | None = None, detail: Any = None) -> dict[str, Any]:

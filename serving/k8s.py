@@ -10,6 +10,10 @@ Rendered, in this order (a kustomize base with `--out DIR`):
   mounted at /etc/lorag/config.yaml and named by `serveConfigV2`'s `args.config`.
 - Secret `<name>-secrets`: credentials the pods read as environment variables
   (HF_TOKEN, AWS_*); filled from `--secret-env-file` or left empty to fill in.
+- Secret `<name>-keys`, when the config names `server.auth.keys_file`: that file's
+  contents, mounted whole at /etc/lorag/keys (no subPath), so that updating the Secret
+  updates the file in the pods and the ingress re-reads it (keys rotate without a
+  restart; docs/tenants.md).
 - PersistentVolumeClaim `<name>-data`: indexes, adapter versions, model cache.
 - RayService `<name>`: head group + GPU worker group, Ray autoscaling,
   `serveConfigV2` (see serving/k8s_serve.py), probes, and `serveService`, the
@@ -37,6 +41,7 @@ from serving.config import ConfigError, LoragConfig
 from serving.k8s_serve import (
     INDEX_STORE_RESOURCE,
     INDEX_STORE_SLOTS,
+    KEYS_MOUNT_DIR,
     PodPaths,
     ServeOptions,
     llm_gpu_counts,
@@ -48,6 +53,7 @@ from serving.ray_env import serving_env
 __all__ = ["KUBERAY_VERSION", "CONFIG_MOUNT_DIR", "DASHBOARD_AGENT_PORT", "DASHBOARD_PORT",
            "HeadSettings", "GPUWorkerSettings", "StorageSettings", "KubeSettings",
            "pod_env", "ray_service", "serve_service", "config_text", "config_map", "secret",
+           "keys_secret",
            "volume_claim", "render", "dump_yaml", "dump_documents", "load_settings"]
 
 KUBERAY_VERSION = "v1.5.1"
@@ -201,13 +207,15 @@ def _container(config: LoragConfig, settings: KubeSettings, *, name: str, cpu: s
             {"name": "lorag-config", "mountPath": CONFIG_MOUNT_DIR, "readOnly": True},
             {"name": "lorag-data", "mountPath": settings.storage.mount_path},
             {"name": "dshm", "mountPath": "/dev/shm"},   # Ray's object store, NCCL
-        ],
+        ] + ([{"name": "lorag-keys", "mountPath": KEYS_MOUNT_DIR, "readOnly": True}]
+             if config.server.auth.keys_file else []),
         "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True},
         **probes,
     }
 
 
 def _pod_spec(settings: KubeSettings, container: dict, **extra: Any) -> dict[str, Any]:
+    keys = any(m["name"] == "lorag-keys" for m in container["volumeMounts"])
     return {
         "containers": [container],
         "securityContext": {"runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000},
@@ -216,7 +224,8 @@ def _pod_spec(settings: KubeSettings, container: dict, **extra: Any) -> dict[str
             {"name": "lorag-data",
              "persistentVolumeClaim": {"claimName": f"{settings.name}-data"}},
             {"name": "dshm", "emptyDir": {"medium": "Memory"}},
-        ],
+        ] + ([{"name": "lorag-keys", "secret": {"secretName": f"{settings.name}-keys",
+                                                  "defaultMode": 0o440}}] if keys else []),
         **extra,
     }
 
@@ -321,6 +330,16 @@ def secret(settings: KubeSettings) -> dict[str, Any]:
             "stringData": dict(settings.secret_data)}
 
 
+def keys_secret(keys_text: str, settings: KubeSettings) -> dict[str, Any]:
+    """The key file (server.auth.keys_file) as its own Secret, mounted as a volume."""
+    meta = _meta(settings, f"{settings.name}-keys")
+    meta["annotations"] = {"lorag/keys": "server.auth.keys_file, mounted at "
+                           f"{KEYS_MOUNT_DIR}; update it to add or revoke keys (`lorag keys "
+                           "create|revoke --file keys.yaml`, then apply this Secret again)"}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque",
+            "stringData": {"keys.yaml": keys_text}}
+
+
 def volume_claim(settings: KubeSettings) -> dict[str, Any]:
     spec: dict[str, Any] = {"accessModes": list(settings.storage.access_modes),
                             "resources": {"requests": {"storage": settings.storage.size}}}
@@ -340,7 +359,16 @@ def render(config: LoragConfig, settings: KubeSettings,
     doc = serve_config(pod_cfg, ServeOptions(
         config_path=f"{CONFIG_MOUNT_DIR}/config.yaml", llm_num_gpus=settings.llm_num_gpus,
         config_sha256=hashlib.sha256(text.encode()).hexdigest()))
-    return [config_map(text, settings), secret(settings), volume_claim(settings),
+    keys = []
+    if config.server.auth.keys_file:
+        try:
+            keys_text = Path(config.server.auth.keys_file).read_text()
+        except OSError as err:
+            raise ConfigError(f"server.auth.keys_file: cannot read "
+                              f"{config.server.auth.keys_file} ({err.strerror}); the render "
+                              "puts it in a Secret") from None
+        keys = [keys_secret(keys_text, settings)]
+    return [config_map(text, settings), secret(settings), *keys, volume_claim(settings),
             ray_service(pod_cfg, settings, doc)]
 
 

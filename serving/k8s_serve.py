@@ -24,7 +24,8 @@ from typing import Any
 from serving.config import ConfigError, LoragConfig, llm_deployment_name
 
 __all__ = ["REPO_ROOT", "APP_IMPORT_PATH", "INDEX_STORE_RESOURCE", "INDEX_STORE_SLOTS",
-           "PodPaths", "pod_config", "ServeOptions", "llm_gpu_counts", "serve_config"]
+           "PodPaths", "pod_config", "ServeOptions", "llm_gpu_counts", "serve_config",
+           "KEYS_MOUNT_DIR", "KEYS_FILE"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 APP_IMPORT_PATH = "serving.app:build_app"
@@ -86,13 +87,25 @@ def pod_config(config: LoragConfig, paths: PodPaths) -> LoragConfig:
     store = config.adapter_store.model_copy(update={"local_roots": roots, "data_dir": None})
     retrieval = config.retrieval.model_copy(update={"data_dir": paths.data_dir})
     # Pods listen on every interface, so API keys are always required there (auth off is
-    # for local use only); the keys come from the Secret's LORAG_API_KEYS, a key file or
-    # the config's digests.
-    auth = config.server.auth.model_copy(update={"enabled": True})
-    server = config.server.model_copy(update={"host": "0.0.0.0", "auth": auth})
+    # for local use only); the keys come from the Secret's LORAG_API_KEYS, the config's
+    # digests, or the key file, which the render puts in its own Secret mounted as a
+    # volume (updated in place, so keys rotate without a restart).
+    auth = config.server.auth.model_copy(update={
+        "enabled": True,
+        "keys_file": KEYS_FILE if config.server.auth.keys_file else None})
+    audit = config.server.audit
+    if audit.path not in (None, "stdout"):  # a local file: on the data volume in the pods
+        audit = audit.model_copy(update={
+            "path": f"{paths.data_dir.rstrip('/')}/audit/{os.path.basename(audit.path)}"})
+    server = config.server.model_copy(update={"host": "0.0.0.0", "auth": auth,
+                                              "audit": audit})
     return config.model_copy(update={
         "indexes": indexes, "adapters": adapters, "adapter_store": store,
         "retrieval": retrieval, "server": server})
+
+
+KEYS_MOUNT_DIR = "/etc/lorag/keys"           # the key file's Secret, mounted whole
+KEYS_FILE = f"{KEYS_MOUNT_DIR}/keys.yaml"
 
 
 @dataclass(frozen=True)

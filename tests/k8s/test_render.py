@@ -246,3 +246,45 @@ def test_cli_prints_every_object(capsys):
     assert main(["k8s", "render", "--image", "reg/lorag:3"]) == 0
     kinds = [d["kind"] for d in yaml.safe_load_all(capsys.readouterr().out)]
     assert kinds == ["ConfigMap", "Secret", "PersistentVolumeClaim", "RayService"]
+
+
+def _two_tenants(tmp_path: Path):
+    """configs/two-tenants.yaml with a key file made by `lorag keys create`."""
+    keys = tmp_path / "keys.yaml"
+    for argv in (["--name", "ops", "--scope", "admin"],
+                 ["--name", "team-a", "--filter", '{"tenant": "a"}', "--manages-index",
+                  "shared"]):
+        args = build_parser().parse_args(["keys", "create", "--file", str(keys), *argv])
+        assert args.func(args) == 0
+    path = ROOT / "configs" / "two-tenants.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["server"]["auth"]["keys_file"] = str(keys)
+    return parse_config(data, "two-tenants", base_dir=path.parent), keys
+
+
+def test_two_tenant_render_mounts_the_key_file_secret_whole(tmp_path, capsys):
+    config, keys = _two_tenants(tmp_path)
+    capsys.readouterr()
+    docs = render(config, KubeSettings(image="reg/lorag:1"))
+    assert [d["kind"] for d in docs] == ["ConfigMap", "Secret", "Secret",
+                                         "PersistentVolumeClaim", "RayService"]
+    key_secret = docs[2]
+    validate_core(key_secret)
+    assert key_secret["metadata"]["name"] == "lorag-keys"
+    assert key_secret["stringData"]["keys.yaml"] == keys.read_text()
+    assert "sk-lorag-" not in keys.read_text()          # digests only
+    pod_cfg = yaml.safe_load(docs[0]["data"]["config.yaml"])
+    assert pod_cfg["server"]["auth"]["keys_file"] == "/etc/lorag/keys/keys.yaml"
+    assert pod_cfg["server"]["auth"]["enabled"] is True
+    for pod in _pods(docs):
+        mounts = pod["containers"][0]["volumeMounts"]
+        mount = next(m for m in mounts if m["name"] == "lorag-keys")
+        # mounted whole (a subPath mount would never see the Secret's updates)
+        assert mount["mountPath"] == "/etc/lorag/keys" and "subPath" not in mount
+        assert {"name": "lorag-keys", "secret": {"secretName": "lorag-keys",
+                                                  "defaultMode": 0o440}} in pod["volumes"]
+    assert rayservice_errors(_by_kind(docs)["RayService"]) == []
+    missing = config.model_copy(update={"server": config.server.model_copy(update={
+        "auth": config.server.auth.model_copy(update={"keys_file": str(tmp_path / "no")})})})
+    with pytest.raises(ConfigError, match="keys_file"):
+        render(missing, KubeSettings(image="reg/lorag:1"))
