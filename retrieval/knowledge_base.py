@@ -40,7 +40,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from retrieval.chunker import Chunk, chunk_text, document_title, html_to_markdown
 from retrieval.embedder import Embedder
 from retrieval.errors import DocumentIdTakenError, InvalidInputError
-from retrieval.filters import compile_filter, equalities, matches
+from retrieval.filters import compile_filter, equalities, matches, scoped
+from retrieval.namespaces import Namespace
 from retrieval.lifecycle import document_status
 from retrieval.lexical import Fused, TermCounts, fts_match, query_terms, rrf, select_terms
 from retrieval.spec import IndexSpec, SearchSettings
@@ -204,10 +205,14 @@ class KnowledgeBase:
         All documents are checked before anything is written: one bad document
         rejects the whole batch and changes nothing. `owner` is the writing API key's
         filter (serving.auth): each document is stamped with its equality fields and
-        must pass it, and no document outside it is replaced.
+        must pass it, its doc_id is in the key's namespace (retrieval.namespaces), and
+        no document outside the filter is replaced.
         """
         owned = compile_filter(owner) if owner else None
+        ns = Namespace(owner)
         docs = [self.validate(_stamped(d, owner) if owner else d) for d in docs]
+        if ns.prefix:
+            docs = [d.model_copy(update={"doc_id": ns.stored(d.doc_id)}) for d in docs]
         ids = [d.doc_id for d in docs]
         if len(set(ids)) != len(ids):
             raise InvalidInputError("a batch names the same doc_id twice.", param="doc_id")
@@ -244,7 +249,7 @@ class KnowledgeBase:
         results += [{"doc_id": d.doc_id, "status": status, "chunks": len(chunks)}
                     for d, chunks, status in pending]
         order = {doc_id: i for i, doc_id in enumerate(ids)}
-        return sorted(results, key=lambda r: order[r["doc_id"]])
+        return [ns.record(r) for r in sorted(results, key=lambda r: order[r["doc_id"]])]
 
     def _refuse_taken(self, ids: list[str], owned: tuple[str, list[Any]] | None) -> None:
         if owned is not None and (taken := self.store.foreign_ids(ids, owned)):
@@ -269,7 +274,9 @@ class KnowledgeBase:
             self._apply(changes)
 
     def delete_document(self, doc_id: str, owner: dict[str, Any] | None = None) -> bool:
-        """False: no such document (or none passing `owner`, the API key's filter)."""
+        """False: no such document (or none passing `owner`, the API key's filter, in its
+        namespace)."""
+        doc_id = Namespace(owner).stored(doc_id)
         with self._lock:
             self.sync()
             change = self.store.delete(doc_id, compile_filter(owner) if owner else None)
@@ -282,9 +289,15 @@ class KnowledgeBase:
     # -- reads ------------------------------------------------------------------------
 
     def search(self, query: str, top_k: int = 5, filter: dict[str, Any] | None = None,
-               exclude_status: list[str] | None = None) -> list[dict[str, Any]]:
+               exclude_status: list[str] | None = None, owner: dict[str, Any] | None = None
+               ) -> list[dict[str, Any]]:
         """The `top_k` chunks most relevant to `query` among the documents passing
-        `filter` and whose metadata.status is not in `exclude_status`."""
+        `filter` and whose metadata.status is not in `exclude_status`; with `owner` (an
+        API key's filter), among those passing it too, doc_ids in its namespace."""
+        if owner:
+            ns = Namespace(owner)
+            return [ns.record(h) for h in self.search(
+                query, top_k, scoped(owner, ns.filter(filter)), exclude_status)]
         if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= MAX_TOP_K:
             raise InvalidInputError(f"top_k must be an integer from 1 to {MAX_TOP_K}.",
                                     param="top_k", code="invalid_value")
@@ -362,20 +375,28 @@ class KnowledgeBase:
 
     def document(self, doc_id: str, owner: dict[str, Any] | None = None
                  ) -> dict[str, Any] | None:
+        ns = Namespace(owner)
         with self._lock:
             self.sync()
-            return self.store.document(doc_id, compile_filter(owner) if owner else None)
+            found = self.store.document(ns.stored(doc_id),
+                                        compile_filter(owner) if owner else None)
+        return ns.record(found) if found else None
 
     def documents(self, filter: dict[str, Any] | None = None, limit: int = 100,
-                  after: str | None = None) -> list[dict[str, Any]]:
-        """Document records passing `filter`, by doc_id, `limit` after `after`."""
+                  after: str | None = None, owner: dict[str, Any] | None = None
+                  ) -> list[dict[str, Any]]:
+        """Document records passing `filter` (and `owner`, an API key's filter, with
+        doc_ids in its namespace), by doc_id, `limit` after `after`."""
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
             raise InvalidInputError("limit must be an integer from 1 to 1000.",
                                     param="limit", code="invalid_value")
-        where = compile_filter(filter)
+        ns = Namespace(owner)
+        where = compile_filter(scoped(owner, ns.filter(filter)))
         with self._lock:
             self.sync()
-            return self.store.documents(where, limit, after)
+            rows = self.store.documents(where, limit, None if after is None
+                                        else ns.stored(after))
+        return [ns.record(r) for r in rows]
 
     def stats(self, owner: dict[str, Any] | None = None) -> dict[str, Any]:
         """The index's figures; under `owner` (an API key's filter) only the counts of

@@ -108,9 +108,10 @@ class RetrieverService:
         return await asyncio.to_thread(lambda: self.registry.get(name).document(doc_id, owner))
 
     async def list_documents(self, name: str, filter: dict[str, Any] | None, limit: int,
-                             after: str | None) -> list[dict[str, Any]]:
+                             after: str | None, owner: dict[str, Any] | None = None
+                             ) -> list[dict[str, Any]]:
         return await asyncio.to_thread(
-            lambda: self.registry.get(name).documents(filter, limit, after))
+            lambda: self.registry.get(name).documents(filter, limit, after, owner))
 
     async def delete_document(self, name: str, doc_id: str, owner: dict[str, Any] | None = None
                               ) -> bool:
@@ -118,9 +119,10 @@ class RetrieverService:
             lambda: self.registry.get(name).delete_document(doc_id, owner))
 
     async def search(self, name: str, query: str, top_k: int, filter: dict[str, Any] | None,
-                     exclude_status: list[str] | None = None) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(
-            lambda: self.registry.get(name).search(query, top_k, filter, exclude_status))
+                     exclude_status: list[str] | None = None,
+                     owner: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(lambda: self.registry.get(name).search(
+            query, top_k, filter, exclude_status, owner))
 
     async def rerank(self, model: str, query: str, hits: list[dict[str, Any]], top_k: int
                      ) -> list[dict[str, Any]]:

@@ -120,11 +120,13 @@ class Ingress:
     async def upload_files(self, name: str, request: Request) -> dict[str, Any]:
         return await self.retrieval.upload_files(request, name)
 
-    @app.get("/v1/indexes/{name}/documents/{doc_id}")
+    # {doc_id:path}: an admin addresses a tenant's document by its stored id,
+    # "tenant=a/faq" (retrieval.namespaces); client ids hold no slash
+    @app.get("/v1/indexes/{name}/documents/{doc_id:path}")
     async def get_document(self, name: str, doc_id: str, request: Request) -> dict[str, Any]:
         return await self.retrieval.get_document(request, name, doc_id)
 
-    @app.delete("/v1/indexes/{name}/documents/{doc_id}")
+    @app.delete("/v1/indexes/{name}/documents/{doc_id:path}")
     async def delete_document(self, name: str, doc_id: str, request: Request
                               ) -> dict[str, Any]:
         return await self.retrieval.delete_document(request, name, doc_id)

@@ -21,7 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from retrieval.errors import index_not_found
 from retrieval.files import FORMATS, SUFFIXES, named_document
-from retrieval.filters import scoped
 from retrieval.knowledge_base import Document
 from retrieval.spec import IndexSpec
 from serving.audit import AuditLog
@@ -246,7 +245,7 @@ class RetrievalAPI:
             raise InvalidRequestError("limit must be an integer from 1 to 1000.",
                                       param="limit", code="invalid_value") from None
         after = params.get("after")
-        docs = await self._call("list_documents", name, grants.filter, limit, after)
+        docs = await self._call("list_documents", name, None, limit, after, grants.filter)
         return {"object": "list", "index": name, "data": docs,
                 "has_more": len(docs) == limit,
                 "last_id": docs[-1]["doc_id"] if docs else None}
@@ -263,8 +262,8 @@ class RetrievalAPI:
         grants = grants_of(raw)
         readable(grants, name)
         req = _parse(SearchRequest, await self._json(raw))
-        hits = await self._call("search", name, req.query, req.top_k,
-                                scoped(grants.filter, req.filter), req.exclude_status)
+        hits = await self._call("search", name, req.query, req.top_k, req.filter,
+                                req.exclude_status, grants.filter)
         return {"object": "list", "index": name, "data": hits}
 
     # -- embeddings -----------------------------------------------------------------

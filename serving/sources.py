@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from retrieval.filters import scoped
 from serving import multihop, rag
 from serving.config import RouteConfig
 from serving.envelope import unwrap
@@ -44,8 +43,8 @@ class RouteSources:
         searched = index or settings.index
         t0 = time.perf_counter()
         fetch = settings.rerank.candidates if settings.rerank else settings.top_k
-        reply = await self._search.call.remote("search", searched, query, fetch, owner,
-                                               settings.exclude_status)
+        reply = await self._search.call.remote("search", searched, query, fetch, None,
+                                               settings.exclude_status, owner)
         retrieval_s = time.perf_counter() - t0
         if settings.hops == 1 or "error" in reply:  # with hops: observed after them
             # Labelled with the configured index: client-chosen names would grow the label set.
@@ -71,9 +70,8 @@ class RouteSources:
                             ) -> list[dict[str, Any]]:
         """retrieval.hops > 1: `hits` after the further searches of serving.multihop."""
         async def search(q: str, k: int, flt: dict[str, Any] | None) -> list[dict[str, Any]]:
-            return unwrap(await self._search.call.remote("search", index, q, k,
-                                                         scoped(owner, flt),
-                                                         settings.exclude_status))
+            return unwrap(await self._search.call.remote("search", index, q, k, flt,
+                                                         settings.exclude_status, owner))
 
         hits, _ = await multihop.hop_sources(
             query, hits, search, hops=settings.hops, top_k=settings.top_k,

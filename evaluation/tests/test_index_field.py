@@ -19,7 +19,7 @@ class FakeRetriever:
     def options(self, **_):
         return self
 
-    async def _call(self, method, name, query, top_k, filter_, exclude_status):
+    async def _call(self, method, name, query, top_k, filter_, exclude_status, owner=None):
         self.searched.append(name)
         self.excluded.append(exclude_status)
         if name not in ("helix", "fresh"):

@@ -80,11 +80,12 @@ class _Retriever:
         self.registry = registry
         self.call = SimpleNamespace(remote=self._call)
 
-    async def _call(self, method, name, docs):
+    async def _call(self, method, name, docs, owner=None):
         assert method == "add_documents"
         try:
             kb = self.registry.get(name)
-            return {"result": kb.add_documents([Document.model_validate(d) for d in docs])}
+            return {"result": kb.add_documents([Document.model_validate(d) for d in docs],
+                                               owner)}
         except DomainError as err:
             return {"error": error_to_wire(err)}
 
@@ -99,7 +100,7 @@ def upload(registry):
 
     @app.post("/v1/indexes/{name}/files")
     async def upload_files(name: str, request: Request):
-        return await api.upload_files(name, request)
+        return await api.upload_files(request, name)
 
     client = TestClient(app, raise_server_exceptions=False)
     return lambda *files: client.post("/v1/indexes/kb/files", files=[

@@ -62,39 +62,74 @@ def test_equalities_are_what_a_write_is_stamped_with():
 
 def test_two_tenants_in_one_index(registry):
     kb = registry.create("shared", IndexSpec(type="flat"))
-    # Writes under a filter are stamped; a document claiming another tenant is refused.
-    assert kb.add_documents([Document(doc_id="a1", text=ZEBRA)], owner=A)[0]["status"] == "added"
+    # Writes under a filter are stamped, in the key's namespace; a document claiming
+    # another tenant is refused.
+    assert kb.add_documents([Document(doc_id="a1", text=ZEBRA)], owner=A) == [
+        {"doc_id": "a1", "status": "added", "chunks": 1}]
     kb.add_documents([Document(doc_id="b1", text=OTTER, metadata={"tenant": "b"})], owner=B)
-    assert kb.document("a1")["metadata"] == {"tenant": "a"}
+    assert kb.document("tenant=a/a1")["metadata"] == {"tenant": "a"}
+    assert kb.document("a1") is None  # stored as tenant=a/a1
     with pytest.raises(InvalidInputError, match="metadata.tenant"):
         kb.add_documents([Document(doc_id="a2", text=OTTER, metadata={"tenant": "b"})],
                          owner=A)
     with pytest.raises(InvalidInputError, match="filter"):
         kb.add_documents([Document(doc_id="a3", text=OTTER)],
                          owner={"tenant": {"$in": ["a", "c"]}})
+    with pytest.raises(InvalidInputError, match="doc_id"):  # no way into another namespace
+        kb.add_documents([Document(doc_id="tenant=b/b1", text=OTTER)], owner=A)
     # Reads: the other tenant's documents do not exist.
-    assert kb.document("b1", owner=A) is None and kb.document("a1", owner=A) is not None
-    assert [d["doc_id"] for d in kb.documents(A)] == ["a1"]
-    assert {h["doc_id"] for h in kb.search("otter ferry zebra", 5, scoped(A, None))} == {"a1"}
-    assert {h["doc_id"] for h in kb.search("otter", 5, scoped(A, {"tenant": "b"}))} == set()
+    assert kb.document("b1", owner=A) is None
+    assert kb.document("a1", owner=A)["doc_id"] == "a1"
+    assert [d["doc_id"] for d in kb.documents(owner=A)] == ["a1"]
+    assert {h["doc_id"] for h in kb.search("otter ferry zebra", 5, owner=A)} == {"a1"}
+    assert kb.search("otter", 5, {"tenant": "b"}, owner=A) == []
+    assert kb.search("otter", 5, {"doc_id": "b1"}, owner=A) == []
+    assert [h["doc_id"] for h in kb.search("zebra", 5, {"doc_id": {"$in": ["a1"]}},
+                                           owner=A)] == ["a1"]
     assert kb.stats(A)["documents"] == 1 and "vectors" not in kb.stats(A)
     assert kb.stats()["documents"] == 2
-    # Writes: B's document is neither replaced nor deleted through A's key.
-    with pytest.raises(DocumentIdTakenError):
-        kb.add_documents([Document(doc_id="b1", text="hijacked")], owner=A)
-    with pytest.raises(DocumentIdTakenError):  # B's text exactly: not "unchanged" either
-        kb.add_documents([Document(doc_id="b1", text=OTTER)], owner=A)
-    with pytest.raises(DocumentIdTakenError):  # one foreign id fails the whole batch
-        kb.add_documents([Document(doc_id="a9", text=ZEBRA), Document(doc_id="b1",
-                                                                      text=ZEBRA)], owner=A)
-    assert kb.document("a9") is None
+    # The same doc_id in both namespaces: two documents; B's is never touched by A.
+    assert kb.add_documents([Document(doc_id="b1", text="A's own b1")], owner=A)[0][
+        "status"] == "added"
+    assert kb.document("b1", owner=B)["content_hash"] != kb.document("b1", owner=A)[
+        "content_hash"]
+    assert kb.delete_document("b1", owner=A) is True
+    assert kb.document("b1", owner=B)["metadata"] == {"tenant": "b"}
     assert kb.delete_document("b1", owner=A) is False
-    assert kb.document("b1")["metadata"] == {"tenant": "b"}
+    # A filter that pins no field has no namespace: a doc_id held outside it is refused.
+    kb.add_documents([Document(doc_id="plain", text=OTTER, metadata={"tenant": "b"})])
+    spread = {"tenant": {"$in": ["a", "c"]}}
+    with pytest.raises(DocumentIdTakenError):
+        kb.add_documents([Document(doc_id="plain", text="x", metadata={"tenant": "a"})],
+                         owner=spread)
+    with pytest.raises(DocumentIdTakenError):  # B's text exactly: not "unchanged" either
+        kb.add_documents([Document(doc_id="plain", text=OTTER, metadata={"tenant": "a"})],
+                         owner=spread)
+    with pytest.raises(DocumentIdTakenError):  # one foreign id fails the whole batch
+        kb.add_documents([Document(doc_id="new", text=ZEBRA, metadata={"tenant": "a"}),
+                          Document(doc_id="plain", text=ZEBRA, metadata={"tenant": "a"})],
+                         owner=spread)
+    assert kb.document("new") is None
+    assert kb.delete_document("plain", owner=spread) is False
+    assert kb.document("plain")["metadata"] == {"tenant": "b"}
     # A replaces and deletes its own.
     assert kb.add_documents([Document(doc_id="a1", text=OTTER)], owner=A)[0]["status"] == \
         "replaced"
     assert kb.delete_document("a1", owner=A) is True
-    assert kb.stats()["documents"] == 1
+    assert kb.stats()["documents"] == 2
+
+
+def test_namespaces_translate_doc_id_conditions():
+    from retrieval.namespaces import Namespace
+
+    ns = Namespace({"$and": [{"tenant": "a"}, {"team": {"$eq": "x"}}], "year": {"$gt": 1}})
+    assert ns.prefix == "team=x&tenant=a/"
+    assert ns.filter({"doc_id": "d", "$and": [{"doc_id": {"$nin": ["e", 3]}}], "k": "d"}) == {
+        "doc_id": "team=x&tenant=a/d", "$and": [{"doc_id": {"$nin": [
+            "team=x&tenant=a/e", 3]}}], "k": "d"}
+    assert ns.client("other/x") == "other/x" and ns.client(ns.stored("x")) == "x"
+    assert Namespace({"tenant": {"$in": ["a"]}}).prefix == ""
+    assert Namespace(None).filter({"doc_id": "d"}) == {"doc_id": "d"}
 
 
 def test_document_listing_pages_by_doc_id(registry):

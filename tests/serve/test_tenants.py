@@ -84,7 +84,9 @@ def config(keys_file, audit_file, adapter_root) -> dict:
     retrieval = {"index": "shared", "top_k": 6, "min_score": -1.0}
     return {
         "server": {"app_name": "tenants",
-                   "ingress": {"deployment": {"num_cpus": 0.1}, "request_timeout_s": 30},
+                   # two ingress replicas: each must honour a revocation on its own
+                   "ingress": {"deployment": {"num_replicas": 2, "num_cpus": 0.1},
+                               "request_timeout_s": 30},
                    "auth": {"keys_file": keys_file, "reload_interval_s": RELOAD_S},
                    "audit": {"path": audit_file}},
         "models": {"smol": {"source": "builtin:smollm2-135m-instruct",
@@ -246,18 +248,36 @@ def test_a_shared_index_shows_each_tenant_only_its_own_documents(server):
 
 def test_a_tenant_cannot_change_the_other_tenants_documents(server):
     url = server["url"]
-    before = made(call(url, OPS, "GET", "/v1/indexes/shared/documents/b1"))
-    taken = call(url, KEY_A, "POST", "/v1/indexes/shared/documents",
-                 json=docs(("b1", "Overwritten by A.")))
-    assert taken.status_code == 409 and taken.json()["error"]["code"] == "doc_id_taken"
+    # Each key writes doc_ids in its own namespace: B's b1 is stored as tenant=b/b1 (what
+    # an admin sees), and A's "b1" is another document, A's own.
+    before = made(call(url, OPS, "GET", "/v1/indexes/shared/documents/tenant=b/b1"))
+    own = made(call(url, KEY_A, "POST", "/v1/indexes/shared/documents",
+                    json=docs(("b1", "Written by A."))))
+    assert own["data"] == [{"doc_id": "b1", "status": "added", "chunks": 1}]
+    upload = made(call(url, KEY_A, "POST", "/v1/indexes/shared/files",
+                       files={"files": ("b1.md", b"# b1\n\nA's upload.")}))
+    assert upload["data"][0]["doc_id"] == "b1"   # file names are doc ids
+    for forged in ("tenant=b/b1", "../b1", "..\\b1"):
+        refused = call(url, KEY_A, "POST", "/v1/indexes/shared/documents",
+                       json=docs((forged, "x")))
+        assert refused.status_code == 400, (forged, refused.text)
     stamped_b = call(url, KEY_A, "POST", "/v1/indexes/shared/documents", json={
         "documents": [{"doc_id": "a3", "text": "x", "metadata": {"tenant": "b"}}]})
     assert stamped_b.status_code == 400 and "metadata.tenant" in stamped_b.text
-    upload = call(url, KEY_A, "POST", "/v1/indexes/shared/files",
-                  files={"files": ("b1.md", b"# b1\n\nOverwritten by an upload.")})
-    assert upload.status_code in (200, 409), upload.text  # file names are doc ids
-    assert made(call(url, OPS, "GET", "/v1/indexes/shared/documents/b1"))["content_hash"] == \
-        before["content_hash"]
+    after = made(call(url, OPS, "GET", "/v1/indexes/shared/documents/tenant=b/b1"))
+    assert after["content_hash"] == before["content_hash"]
+    assert made(call(url, KEY_B, "GET", "/v1/indexes/shared/documents/b1"))[
+        "content_hash"] == before["content_hash"]
+    assert made(call(url, KEY_A, "GET", "/v1/indexes/shared/documents/b1"))[
+        "content_hash"] != before["content_hash"]
+    made(call(url, KEY_A, "DELETE", "/v1/indexes/shared/documents/b1"))
+    assert made(call(url, KEY_B, "GET", "/v1/indexes/shared/documents/b1"))["doc_id"] == "b1"
+    # A key may not reach a stored id of another namespace through the path either.
+    for path in ("tenant=b/b1", "tenant=b%2Fb1", "..%2F..%2Ftenant=b%2Fb1"):
+        hidden = call(url, KEY_A, "GET", f"/v1/indexes/shared/documents/{path}")
+        assert hidden.status_code == 404, (path, hidden.text)
+        assert hidden.json()["error"]["code"] in ("document_not_found", None), hidden.text
+    assert "7731" not in hidden.text
     # A read-only key of tenant A changes nothing, not even its own documents.
     for method, path, kw in [("POST", "/v1/indexes/shared/documents", {"json": docs(
             ("a9", "x"))}), ("DELETE", "/v1/indexes/shared/documents/a1", {}),
@@ -270,8 +290,8 @@ def test_a_tenant_cannot_change_the_other_tenants_documents(server):
     assert call(url, KEY_A, "POST", "/v1/indexes", json={"name": "b-new"}).status_code == 403
     # A's own documents: stamped, replaced, deleted.
     made(call(url, KEY_A, "POST", "/v1/indexes/shared/documents", json=docs(("a3", "x y z"))))
-    assert made(call(url, OPS, "GET", "/v1/indexes/shared/documents/a3"))["metadata"] == {
-        "tenant": "a"}
+    assert made(call(url, OPS, "GET", "/v1/indexes/shared/documents/tenant=a/a3"))[
+        "metadata"] == {"tenant": "a"}
     made(call(url, KEY_A, "DELETE", "/v1/indexes/shared/documents/a3"))
 
 
@@ -334,10 +354,16 @@ def test_a_revoked_key_is_refused_within_the_reload_interval(server):
     tmp.write_text(json.dumps([k for k in KEYS if k["name"] != "team-b"]))
     os.replace(tmp, keys_file)  # as a Secret volume swaps its file
     revoked_at = time.monotonic()
-    while call(url, KEY_B, "GET", "/v1/models").status_code != 401:
-        assert time.monotonic() - revoked_at < RELOAD_S + 2, "revoked key still accepted"
-        time.sleep(0.05)
-    refused_after = time.monotonic() - revoked_at
+    # refused by every replica: 20 refusals in a row (requests spread over both replicas)
+    streak, refused_after = 0, None
+    while streak < 20:
+        if call(url, KEY_B, "GET", "/v1/models").status_code == 401:
+            streak += 1
+            refused_after = refused_after or time.monotonic() - revoked_at
+        else:
+            streak, refused_after = 0, None
+            assert time.monotonic() - revoked_at < RELOAD_S + 2, "revoked key still accepted"
+        time.sleep(0.02)
     assert call(url, KEY_A, "GET", "/v1/models").status_code == 200
     tmp.write_text(json.dumps(KEYS))
     os.replace(tmp, keys_file)
@@ -352,7 +378,8 @@ def test_admin_writes_are_audited(server):
     made(call(url, KEY_A, "POST", "/v1/indexes/shared/documents", json=docs(("a5", "v1"))))
     made(call(url, KEY_A, "POST", "/v1/indexes/shared/documents", json=docs(("a5", "v2"))))
     made(call(url, KEY_A, "DELETE", "/v1/indexes/shared/documents/a5"))
-    call(url, KEY_A, "POST", "/v1/indexes/shared/documents", json=docs(("b1", "hijack")))
+    call(url, KEY_A, "POST", "/v1/indexes/shared/documents", json={"documents": [
+        {"doc_id": "a6", "text": "hijack", "metadata": {"tenant": "b"}}]})
     made(call(url, KEY_A, "POST", "/v1/indexes", json={"name": "a-temp", "type": "flat"}), 201)
     made(call(url, OPS, "DELETE", "/v1/indexes/a-temp"))  # a filtered key may not
     made(call(url, KEY_A, "DELETE", "/v1/adapters/a-tone"))
@@ -364,7 +391,7 @@ def test_admin_writes_are_audited(server):
         want = {("team-a", "document.add", "shared/a5", "ok"),
                 ("team-a", "document.replace", "shared/a5", "ok"),
                 ("team-a", "document.delete", "shared/a5", "ok"),
-                ("team-a", "document.add", "shared", "doc_id_taken"),
+                ("team-a", "document.add", "shared", "filter_mismatch"),
                 ("team-a", "index.create", "a-temp", "ok"),
                 ("ops", "index.delete", "a-temp", "ok"),
                 ("team-a", "adapter.unload", "a-tone", "ok"),

@@ -175,7 +175,8 @@ class HopRetriever:
 
     async def _call(self, method, *args):
         self.calls.append((method, args))
-        name, query, top_k, filter, exclude = args
+        name, query, top_k, filter, exclude, owner = args
+        assert owner is None  # the API key's filter (auth off here)
         if filter is None:
             return {"result": [FARM, HISTORY]}
         return {"result": [hit("leadership", 3, 0.45, "| Ostbridge | OST-02 | Celeste Abara |"),
@@ -196,7 +197,7 @@ async def test_the_ingress_adds_the_second_hops_chunks():
     response = await chat(svc, model="rag", messages=[{"role": "user", "content": QUESTION}])
     assert response.status_code == 200
     assert len(retriever.calls) == 2
-    _, query, k, filter, exclude = retriever.calls[1][1]
+    _, query, k, filter, exclude, _ = retriever.calls[1][1]
     assert "Ostbridge" in query and k == 2 and exclude == ["draft", "superseded"]
     assert filter == {"doc_id": {"$nin": ["overview", "site-ostbridge"]}}
     hits = llm.prompts[0].hits

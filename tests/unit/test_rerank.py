@@ -118,7 +118,7 @@ class FakeRetriever:
     async def _call(self, method, *args):
         self.calls.append((method, args))
         if method == "search":
-            name, query, top_k, _, _ = args
+            name, query, top_k, _, _, _ = args
             texts = [f"hay {i}" for i in range(top_k)]
             texts[6] = "the needle"
             return {"result": [{"doc_id": f"doc{i}", "chunk_id": f"doc{i}#0", "title": "t",
