@@ -44,7 +44,7 @@ from pydantic import Field, ValidationError, model_validator
 from lorag_core.strict import StrictModel as _Strict
 from serving.errors import AuthenticationError, PermissionDeniedError, RateLimitError
 
-__all__ = ["Grants", "Manages", "KEYS_ENV", "CLIENT_KEY_ENV", "KEY_PREFIX", "ANONYMOUS", "Scope", "KeyLimits",
+__all__ = ["Grants", "Manages", "parse_key_entries", "KEYS_ENV", "CLIENT_KEY_ENV", "KEY_PREFIX", "ANONYMOUS", "Scope", "KeyLimits",
            "ApiKeyEntry", "AuthConfig", "hash_key", "new_key", "ApiKey", "KeyStore",
            "required_scope", "authorize", "RateLimiter", "limited", "raise_rate_limited",
            "RateLimiterDeployment", "Access", "client_headers", "ALL"]
@@ -253,7 +253,7 @@ class ApiKey:
         return self.limits.model_dump()
 
 
-def _entries(text: str, where: str) -> list[ApiKeyEntry]:
+def parse_key_entries(text: str, where: str) -> list[ApiKeyEntry]:
     try:
         data = yaml.safe_load(text) if text.strip() else []
     except yaml.YAMLError as err:
@@ -319,7 +319,7 @@ class KeyStore:
             except OSError as err:
                 raise ValueError(f"server.auth.keys_file: cannot read {path} "
                                  f"({err.strerror})") from None
-            entries += _entries(text, f"server.auth.keys_file {path}")
+            entries += parse_key_entries(text, f"server.auth.keys_file {path}")
         return entries
 
     @classmethod
@@ -327,7 +327,7 @@ class KeyStore:
                     environ: dict[str, str] | None = None) -> KeyStore:
         environ = os.environ if environ is None else environ
         stamp = _file_stamp(config.keys_file)  # before reading: a change after it is seen
-        env = _entries(environ[KEYS_ENV], f"${KEYS_ENV}") if environ.get(KEYS_ENV) else []
+        env = parse_key_entries(environ[KEYS_ENV], f"${KEYS_ENV}") if environ.get(KEYS_ENV) else []
         store = cls(config, cls.file_entries(config) + env, env)
         store._stamp = stamp
         return store

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from serving.auth import ApiKeyEntry, _entries, hash_key, new_key
+from serving.auth import ApiKeyEntry, hash_key, new_key, parse_key_entries
 
 __all__ = ["add_arguments", "create", "list_keys", "revoke"]
 
@@ -34,7 +34,7 @@ def _read(path: Path) -> list[dict[str, Any]]:
         data = data["keys"]
     if not isinstance(data, list):
         raise SystemExit(f"lorag keys: {path} is not a list of keys")
-    _entries(path.read_text(), str(path))  # every entry valid before we change anything
+    parse_key_entries(path.read_text(), str(path))  # every entry valid before we change anything
     return data
 
 
