@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from retrieval.chunker import Chunk, chunk_text, document_title, html_to_markdown
 from retrieval.embedder import Embedder
-from retrieval.errors import DocumentIdTakenError, InvalidInputError
+from retrieval.errors import InvalidInputError
 from retrieval.filters import compile_filter, equalities, matches, scoped
 from retrieval.namespaces import Namespace
 from retrieval.lifecycle import document_status
@@ -219,7 +219,8 @@ class KnowledgeBase:
         count = self.embedder.count_tokens if self.spec.chunking.unit == "tokens" else None
         digests = {d.doc_id: content_hash(d.text, d.title, d.metadata) for d in docs}
         with self._lock:
-            self._refuse_taken(ids, owned)  # before the embedding; again when writing
+            if owned is not None:  # before the embedding; "unchanged" ones too
+                self.store.refuse_foreign(ids, owned)
             old = {d.doc_id: self.store.document_hash(d.doc_id) for d in docs}
         # Chunking and embedding (the slow part) run without the lock, so searches
         # keep being answered while a large batch is being embedded.
@@ -241,8 +242,7 @@ class KnowledgeBase:
             offset += len(chunks)
         with self._lock:
             self.sync()
-            # "unchanged" ones too: a key learns nothing of a document outside its filter
-            self._refuse_taken(ids, owned)
+            # the written ids are checked again inside upsert_many's transaction
             changes = self.store.upsert_many(items, owned) if items else []
             self._apply_own(changes)
             self._maybe_snapshot()
@@ -250,11 +250,6 @@ class KnowledgeBase:
                     for d, chunks, status in pending]
         order = {doc_id: i for i, doc_id in enumerate(ids)}
         return [ns.record(r) for r in sorted(results, key=lambda r: order[r["doc_id"]])]
-
-    def _refuse_taken(self, ids: list[str], owned: tuple[str, list[Any]] | None) -> None:
-        if owned is not None and (taken := self.store.foreign_ids(ids, owned)):
-            raise DocumentIdTakenError(f"doc_id {taken[0]!r} is taken; choose another doc_id.",
-                                       param="doc_id", code="doc_id_taken")
 
     def _embedded_text(self, chunk: Chunk) -> str:
         """What a chunk's vector is made from: its heading path (or its document's title)
@@ -403,16 +398,15 @@ class KnowledgeBase:
         the documents passing it, nothing that counts anyone else's."""
         with self._lock:
             self.sync()
-            if owner:
-                return {"name": self.name, **self.store.stats(compile_filter(owner)),
-                        "type": self.spec.type, "embedder": self.spec.embedder,
-                        "dim": self.embedder.dim, "search": self.spec.search_settings().mode,
-                        "spec": self.spec.model_dump(mode="json")}
-            return {"name": self.name, **self.store.stats(), "vectors": len(self.index),
-                    "type": self.spec.type, "embedder": self.spec.embedder,
-                    "dim": self.embedder.dim, "change_seq": self.applied_seq,
-                    "search": self.spec.search_settings().mode,
-                    "spec": self.spec.model_dump(mode="json")}
+            out = {"name": self.name,
+                   **self.store.stats(compile_filter(owner) if owner else None),
+                   "vectors": len(self.index), "type": self.spec.type,
+                   "embedder": self.spec.embedder, "dim": self.embedder.dim,
+                   "change_seq": self.applied_seq, "search": self.spec.search_settings().mode,
+                   "spec": self.spec.model_dump(mode="json")}
+        if owner:
+            del out["vectors"], out["change_seq"]
+        return out
 
 
 def _stamped(doc: Document, owner: dict[str, Any]) -> Document:

@@ -77,14 +77,12 @@ class RetrieverService:
         kb = await asyncio.to_thread(self.registry.create, name, IndexSpec.model_validate(spec))
         return await asyncio.to_thread(kb.stats)
 
-    async def list_indexes(self) -> list[dict[str, Any]]:
+    async def list_indexes(self, owner: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Every index's figures (under `owner`, an API key's filter: `KnowledgeBase.stats`)."""
         def stats():
-            return [self.registry.get(n).stats() for n in self.registry.names()]
+            return [self.registry.get(n).stats(owner) for n in self.registry.names()]
 
         return await asyncio.to_thread(stats)
-
-    async def index_names(self) -> list[str]:
-        return await asyncio.to_thread(self.registry.names)
 
     async def index_stats(self, name: str, owner: dict[str, Any] | None = None
                           ) -> dict[str, Any]:

@@ -170,6 +170,12 @@ class DocumentStore:
                 out.append(doc_id)
         return out
 
+    def refuse_foreign(self, doc_ids: list[str], owner: tuple[str, list[Any]]) -> None:
+        """DocumentIdTakenError if one of `doc_ids` is held by a document outside `owner`."""
+        if taken := self.foreign_ids(doc_ids, owner):
+            raise DocumentIdTakenError(f"doc_id {taken[0]!r} is taken; choose another doc_id.",
+                                       param="doc_id", code="doc_id_taken")
+
     def upsert_many(self, docs: list[dict[str, Any]],
                     owner: tuple[str, list[Any]] | None = None) -> list[Change]:
         """Replace several documents and their chunks in one durable transaction.
@@ -180,11 +186,7 @@ class DocumentStore:
         """
         with _transaction(self.db):
             if owner is not None:
-                taken = self.foreign_ids([d["doc_id"] for d in docs], owner)
-                if taken:
-                    raise DocumentIdTakenError(
-                        f"doc_id {taken[0]!r} is taken; choose another doc_id.",
-                        param="doc_id", code="doc_id_taken")
+                self.refuse_foreign([d["doc_id"] for d in docs], owner)
             return [self._upsert(**d) for d in docs]
 
     def _upsert(self, doc_id: str, title: str, metadata: dict[str, Any], text: str,

@@ -24,6 +24,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from serving.access import audited, grants_of
 from serving.audit import AuditLog
 from serving.auth import ALL, Grants
 from serving.config import LoragConfig
@@ -35,7 +36,6 @@ from serving.errors import (
     from_pydantic_error,
 )
 from serving.protocol import decode_json_body, read_body
-from serving.retrieval_api import grants_of, request_id_of
 
 
 __all__ = ["LoadAdapterRequest", "AdaptersAPI"]
@@ -82,7 +82,7 @@ class AdaptersAPI:
         if not grants_of(raw).manages_adapter(req.name):  # the same whether it exists or not
             raise PermissionDeniedError(f"this API key may not load adapter {req.name!r}.",
                                         param="name", code="insufficient_scope")
-        async with self._audited(raw, "adapter.load", req.name) as audit:
+        async with audited(self.audit, raw, "adapter.load", req.name) as audit:
             record = await self._call("register", req.name, req.source, version=req.version,
                                       base_model=req.base_model, activate=False)
             audit["detail"] = {"version": record["version"]}
@@ -95,18 +95,6 @@ class AdaptersAPI:
             await self._call("activate", req.name, record["version"])
         return JSONResponse(await self.get(req.name), status_code=201)
 
-    def _audited(self, raw: Request, action: str, name: str) -> Any:
-        from contextlib import asynccontextmanager
-
-        if self.audit is not None:
-            return self.audit.action(action, name, getattr(raw.state, "api_key", None),
-                                     request_id_of(raw))
-
-        @asynccontextmanager
-        async def nothing():
-            yield {}
-        return nothing()
-
     async def unload(self, raw: Request, name: str) -> dict[str, Any]:
         grants = grants_of(raw)
         if not grants.uses_adapter(name):
@@ -114,7 +102,7 @@ class AdaptersAPI:
         if not grants.manages_adapter(name):
             raise PermissionDeniedError(f"this API key may use adapter {name!r} but not "
                                         "unload it.", param="name", code="insufficient_scope")
-        async with self._audited(raw, "adapter.unload", name) as audit:
+        async with audited(self.audit, raw, "adapter.unload", name) as audit:
             users = [r.name for r in self.config.routes if r.adapter == name]
             if users:
                 raise ConflictError(

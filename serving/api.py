@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +20,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from retrieval.errors import index_not_found
 from serving import rag
+from serving.access import request_id_of
 from serving.auth import ALL, Grants
 from serving.config import LoragConfig, RouteConfig, llm_deployment_name
 from serving.envelope import unwrap
@@ -86,7 +86,7 @@ class OpenAIService:
                  retriever: Any | None = None, adapters: Any | None = None,
                  adapter_registry: Any | None = None, access: Any | None = None):
         self.config = config
-        self.access = access  # serving.auth.Access: charges each key for its tokens
+        self.access = access  # serving.access.Access: charges each key for its tokens
         self.llm = llm_handles
         self.adapters = adapters  # AdaptersAPI: resolves adapter names to versions
         # Every deployment /health asks: each answers `ping` once it is ready.
@@ -112,8 +112,7 @@ class OpenAIService:
                          key=getattr(raw.state, "api_key", None),
                          deadline=asyncio.get_running_loop().time()
                          + self.config.server.ingress.request_timeout_s)
-        request_id = raw.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
-        raw.state.request_id = request_id
+        request_id = request_id_of(raw)
         queued = None
         grants = gen.key.grants if gen.key is not None else ALL
         try:

@@ -65,7 +65,7 @@ def build_from_config(config: LoragConfig, llm_server_cls: type | None = None):
     """
     from ray import serve
 
-    from serving.auth import limited
+    from serving.access import limited
     from serving.ingress import (
         AdapterRegistryDeployment,
         Ingress,

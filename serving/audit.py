@@ -21,20 +21,18 @@ import json
 import os
 import sys
 import threading
-import time
+from datetime import datetime, timezone
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import Field
 
 from lorag_core.strict import StrictModel
 
-__all__ = ["ACTIONS", "AuditConfig", "AuditLog"]
+__all__ = ["AuditConfig", "AuditLog"]
 
-ACTIONS = ("adapter.load", "adapter.unload", "index.create", "index.delete",
-           "document.add", "document.replace", "document.delete", "keys.reload")
 _MAX_LINE = 4000
 
 
@@ -45,9 +43,6 @@ class AuditConfig(StrictModel):
         default="stdout",
         description="`stdout`, a file to append JSON lines to (relative to the config "
         "file), or null for no lines (the Prometheus counter stays).")
-
-
-Outcome = Literal["ok"] | str
 
 
 class AuditLog:
@@ -66,8 +61,8 @@ class AuditLog:
         """Write one line; `key` is an ApiKey (its name is written), a name or None."""
         name = getattr(key, "name", key)
         line: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-            + f".{int(time.time() * 1000) % 1000:03d}Z",
+            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "key": name, "request_id": request_id, "action": action, "object": obj,
             "outcome": outcome, "replica": self.replica}
         if detail is not None:

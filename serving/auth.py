@@ -1,4 +1,5 @@
-"""API keys, scopes and per-key rate limits of the OpenAI-compatible ingress.
+"""API keys, their scopes and grants, and the key store of the OpenAI-compatible ingress
+(what each request then meets, rate limits included: `serving.access`).
 
 Keys come from three places, all merged: the config (`server.auth.keys`, hashes
 only), a key file (`server.auth.keys_file`, a mounted Kubernetes Secret) and the
@@ -29,11 +30,10 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import logging
-import math
 import os
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -42,12 +42,11 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from lorag_core.strict import StrictModel as _Strict
-from serving.errors import AuthenticationError, PermissionDeniedError, RateLimitError
+from serving.errors import AuthenticationError, PermissionDeniedError
 
 __all__ = ["Grants", "Manages", "parse_key_entries", "KEYS_ENV", "CLIENT_KEY_ENV", "KEY_PREFIX", "ANONYMOUS", "Scope", "KeyLimits",
            "ApiKeyEntry", "AuthConfig", "hash_key", "new_key", "ApiKey", "KeyStore",
-           "required_scope", "authorize", "RateLimiter", "limited", "raise_rate_limited",
-           "RateLimiterDeployment", "Access", "client_headers", "ALL"]
+           "required_scope", "authorize", "client_headers", "ALL"]
 
 KEYS_ENV = "LORAG_API_KEYS"
 CLIENT_KEY_ENV = "LORAG_API_KEY"  # the key lorag's own clients send (eval, ingest, locust)
@@ -226,12 +225,6 @@ class Grants:
 
     def manages_adapter(self, name: str) -> bool:
         return self.admin or _any(self.manages_adapters, name)
-
-    @property
-    def unrestricted(self) -> bool:
-        """Sees everything (no allow-list narrower than `*`, no filter)."""
-        return self.admin or (self.filter is None and all(
-            g == ("*",) for g in (self.routes, self.indexes, self.adapters)))
 
 
 ALL = Grants(admin=True)
@@ -418,164 +411,6 @@ def authorize(store: KeyStore, method: str, path: str, headers: Any) -> ApiKey |
             f"API key {key.name!r} lacks the {scope!r} scope needed for {method} {path}.",
             code="insufficient_scope")
     return key
-
-
-# -- rate limits ----------------------------------------------------------------------
-
-
-@dataclass
-class _Bucket:
-    capacity: float
-    level: float
-    updated: float
-
-    def refill(self, now: float) -> None:
-        rate = self.capacity / 60.0
-        self.level = min(self.capacity, self.level + (now - self.updated) * rate)
-        self.updated = now
-
-    def wait_for(self, amount: float) -> float:
-        """Seconds until `amount` is available (0 if it is)."""
-        missing = amount - self.level
-        return 0.0 if missing <= 0 else missing / (self.capacity / 60.0)
-
-
-@dataclass
-class RateLimiter:
-    """Token buckets per key name: one for requests, one for tokens, each refilling its
-    per-minute limit evenly over the minute (burst = the whole minute's budget).
-
-    `acquire` takes one request (and needs the token bucket out of debt); `charge`
-    debits the tokens an answer used, possibly into debt."""
-
-    clock: Any = time.monotonic
-    _requests: dict[str, _Bucket] = field(default_factory=dict)
-    _tokens: dict[str, _Bucket] = field(default_factory=dict)
-
-    def _bucket(self, table: dict[str, _Bucket], name: str, limit: int) -> _Bucket:
-        now = self.clock()
-        bucket = table.get(name)
-        if bucket is None or bucket.capacity != limit:
-            bucket = table[name] = _Bucket(float(limit), float(limit), now)
-        bucket.refill(now)
-        return bucket
-
-    def acquire(self, name: str, limits: dict[str, Any]) -> dict[str, Any]:
-        """{"ok": True, headers} or {"ok": False, "retry_after": s, "limit": which, headers}."""
-        rpm, tpm = limits.get("requests_per_minute"), limits.get("tokens_per_minute")
-        headers: dict[str, str] = {}
-        waits = []
-        req = tok = None
-        if rpm:
-            req = self._bucket(self._requests, name, rpm)
-            waits.append(("requests", req.wait_for(1.0)))
-        if tpm:
-            tok = self._bucket(self._tokens, name, tpm)
-            # Out of debt is enough to start: the answer's size is unknown until it ends.
-            waits.append(("tokens", tok.wait_for(min(1.0, tok.capacity))))
-        blocked = [(what, s) for what, s in waits if s > 0]
-        if req is not None:
-            headers["x-ratelimit-limit-requests"] = str(rpm)
-        if tok is not None:
-            headers["x-ratelimit-limit-tokens"] = str(tpm)
-            headers["x-ratelimit-remaining-tokens"] = str(max(0, math.floor(tok.level)))
-        if blocked:
-            what, wait = max(blocked, key=lambda b: b[1])
-            if req is not None:
-                headers["x-ratelimit-remaining-requests"] = str(max(0, math.floor(req.level)))
-            return {"ok": False, "limit": what, "retry_after": wait, "headers": headers}
-        if req is not None:
-            req.level -= 1.0
-            headers["x-ratelimit-remaining-requests"] = str(max(0, math.floor(req.level)))
-        return {"ok": True, "headers": headers}
-
-    def charge(self, name: str, limits: dict[str, Any], tokens: int) -> None:
-        tpm = limits.get("tokens_per_minute")
-        if tpm and tokens > 0:
-            self._bucket(self._tokens, name, tpm).level -= tokens
-
-
-def limited(limits: KeyLimits) -> bool:
-    return bool(limits.requests_per_minute or limits.tokens_per_minute)
-
-
-def raise_rate_limited(key: ApiKey, verdict: dict[str, Any]) -> None:
-    retry = max(1, math.ceil(verdict["retry_after"]))
-    what = verdict["limit"]
-    limit = (key.limits.requests_per_minute if what == "requests"
-             else key.limits.tokens_per_minute)
-    raise RateLimitError(
-        f"Rate limit reached for API key {key.name!r}: {limit} {what} per minute. "
-        f"Try again in {retry}s.",
-        retry_after=retry, headers=verdict.get("headers"),
-        code="rate_limit_exceeded")
-
-
-class RateLimiterDeployment:
-    """The single counter of every key's usage (one replica), so that limits hold across
-    ingress replicas. A call costs one handle round trip (~1-2 ms) and is made only for
-    keys that have limits."""
-
-    def __init__(self) -> None:
-        self.limiter = RateLimiter()
-
-    async def acquire(self, name: str, limits: dict[str, Any]) -> dict[str, Any]:
-        return self.limiter.acquire(name, limits)
-
-    async def charge(self, name: str, limits: dict[str, Any], tokens: int) -> None:
-        self.limiter.charge(name, limits, tokens)
-
-    async def ping(self) -> bool:
-        return True
-
-
-class Access:
-    """What the ingress runs before every request: authenticate, check the scope, take
-    one request from the key's budget; and after an answer, charge its tokens.
-
-    `limiter` is a handle to `RateLimiterDeployment` (or None when no key has limits)."""
-
-    def __init__(self, store: KeyStore, limiter: Any | None = None, audit: Any | None = None):
-        self.store = store
-        self.limiter = limiter
-        self.audit = audit  # serving.audit.AuditLog: key reloads are recorded there
-        self._background: set[Any] = set()
-
-    def refresh_keys(self) -> None:
-        change = self.store.refresh()
-        if change is not None and self.audit is not None:
-            outcome = "error" if "error" in change else "ok"
-            self.audit.record("keys.reload", "keys_file", outcome, key=None, detail=change)
-
-    async def check(self, method: str, path: str, headers: Any) -> ApiKey | None:
-        self.refresh_keys()
-        key = authorize(self.store, method, path, headers)
-        if key is None or self.limiter is None or not limited(key.limits):
-            return key
-        verdict = await self.limiter.acquire.remote(key.name, key.limits_dict)
-        if not verdict["ok"]:
-            raise_rate_limited(key, verdict)
-        return key
-
-    def charge(self, key: ApiKey | None, tokens: int) -> None:
-        """Debit `tokens` from the key's minute (fire and forget: the answer is sent)."""
-        if (key is None or self.limiter is None or tokens <= 0
-                or not key.limits.tokens_per_minute):
-            return
-        import asyncio
-
-        task = asyncio.ensure_future(self._charge(key, tokens))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _charge(self, key: ApiKey, tokens: int) -> None:
-        try:
-            await self.limiter.charge.remote(key.name, key.limits_dict, tokens)
-        except Exception as err:  # the answer is already out; log and go on
-            import logging
-
-            logging.getLogger(__name__).warning("could not charge %d tokens to key %s: %r",
-                                                tokens, key.name, err)
 
 
 def client_headers(environ: dict[str, str] | None = None) -> dict[str, str]:

@@ -17,7 +17,8 @@ from lorag_core.errors import DomainError
 from serving.adapters_api import AdaptersAPI, LoadAdapterRequest
 from serving.api import OpenAIService
 from serving.audit import AuditLog
-from serving.auth import Access, KeyStore, RateLimiterDeployment
+from serving.access import Access, RateLimiterDeployment, grants_of
+from serving.auth import KeyStore
 from serving.config import LoragConfig, ModelConfig
 from serving.envelope import failed, ok
 from serving.errors import (
@@ -34,7 +35,6 @@ from serving.retrieval_api import (
     EmbeddingsRequest,
     RetrievalAPI,
     SearchRequest,
-    grants_of,
 )
 from serving.route_prompt import RoutePrompt
 from serving.streaming import with_model_name
@@ -267,7 +267,7 @@ class LLMDeployment:
 class RetrieverDeployment:
     """Embedders and FAISS indexes over the shared data directory."""
 
-    METHODS = frozenset({"create_index", "list_indexes", "index_names", "index_stats", "delete_index",
+    METHODS = frozenset({"create_index", "list_indexes", "index_stats", "delete_index",
                          "add_documents", "get_document", "list_documents", "delete_document",
                          "search", "rerank", "embed"})
 

@@ -23,12 +23,12 @@ from retrieval.errors import index_not_found
 from retrieval.files import FORMATS, SUFFIXES, named_document
 from retrieval.knowledge_base import Document
 from retrieval.spec import IndexSpec
+from serving.access import audit_record, audited, grants_of
 from serving.audit import AuditLog
-from serving.auth import ALL, ApiKey, Grants
+from serving.auth import Grants
 from serving.config import LoragConfig
 from serving.envelope import unwrap
 from serving.errors import (
-    REQUEST_ID_HEADER,
     ConflictError,
     InvalidRequestError,
     NotFoundError,
@@ -41,23 +41,7 @@ from serving.protocol import decode_json_body, read_body
 
 
 __all__ = ["CreateIndexRequest", "AddDocumentsRequest", "SearchRequest",
-           "EmbeddingsRequest", "RetrievalAPI", "grants_of", "request_id_of"]
-
-
-def grants_of(raw: Request) -> Grants:
-    """The grants of the request's API key (all, on open paths or with auth off)."""
-    key: ApiKey | None = getattr(raw.state, "api_key", None)
-    return key.grants if key is not None else ALL
-
-
-def request_id_of(raw: Request) -> str:
-    """The request's id (the client's `x-request-id`, else a new one, kept on the request)."""
-    import uuid
-
-    rid = getattr(raw.state, "request_id", None) or raw.headers.get(REQUEST_ID_HEADER) \
-        or uuid.uuid4().hex
-    raw.state.request_id = rid
-    return rid
+           "EmbeddingsRequest", "RetrievalAPI"]
 
 
 def readable(grants: Grants, name: str) -> None:
@@ -120,18 +104,6 @@ class RetrievalAPI:
         self.retriever = retriever
         self.audit = audit
 
-    def _audited(self, raw: Request, action: str, obj: str) -> Any:
-        from contextlib import asynccontextmanager
-
-        if self.audit is not None:
-            return self.audit.action(action, obj, getattr(raw.state, "api_key", None),
-                                     request_id_of(raw))
-
-        @asynccontextmanager
-        async def nothing():
-            yield {}
-        return nothing()
-
     async def _call(self, method: str, *args: Any) -> Any:
         reply = await self.retriever.call.remote(method, *args)
         return unwrap(reply)
@@ -149,14 +121,14 @@ class RetrievalAPI:
             raise PermissionDeniedError(f"this API key may not create index {req.name!r}.",
                                         param="name", code="insufficient_scope")
         spec = req.model_dump(exclude={"name"})
-        async with self._audited(raw, "index.create", req.name):
+        async with audited(self.audit, raw, "index.create", req.name):
             return {"object": "index", **await self._call("create_index", req.name, spec)}
 
     async def list_indexes(self, raw: Request) -> dict[str, Any]:
         grants = grants_of(raw)
-        names = [n for n in await self._call("index_names") if grants.reads_index(n)]
-        data = [await self._call("index_stats", n, grants.filter) for n in names]
-        return {"object": "list", "data": [{"object": "index", **d} for d in data]}
+        data = await self._call("list_indexes", grants.filter)
+        return {"object": "list", "data": [{"object": "index", **d} for d in data
+                                           if grants.reads_index(d["name"])]}
 
     async def get_index(self, raw: Request, name: str) -> dict[str, Any]:
         grants = grants_of(raw)
@@ -166,7 +138,7 @@ class RetrievalAPI:
     async def delete_index(self, raw: Request, name: str) -> dict[str, Any]:
         _managed(grants_of(raw), name, whole=True)
         users = [r.name for r in self.config.routes if r.retrieval and r.retrieval.index == name]
-        async with self._audited(raw, "index.delete", name):
+        async with audited(self.audit, raw, "index.delete", name):
             if users:
                 raise ConflictError(
                     f"index {name!r} is used by route(s) {', '.join(users)} of the server's "
@@ -212,18 +184,13 @@ class RetrievalAPI:
         try:
             results = await self._call("add_documents", name, docs, owner)
         except Exception as err:  # one line for the refused batch
-            if self.audit is not None:
-                self.audit.record("document.add", name, str(getattr(err, "code", None)
-                                                             or type(err).__name__),
-                                  getattr(raw.state, "api_key", None), request_id_of(raw),
-                                  {"doc_ids": [str(d.get("doc_id")) for d in docs][:20]})
+            audit_record(self.audit, raw, "document.add", name,
+                         str(getattr(err, "code", None) or type(err).__name__),
+                         {"doc_ids": [str(d.get("doc_id")) for d in docs][:20]})
             raise
-        if self.audit is not None:
-            for r in results:
-                if r["status"] in ("added", "replaced"):
-                    action = "document.add" if r["status"] == "added" else "document.replace"
-                    self.audit.record(action, f"{name}/{r['doc_id']}", "ok",
-                                      getattr(raw.state, "api_key", None), request_id_of(raw))
+        for r in results:  # "unchanged" ones wrote nothing
+            if action := _WRITES.get(r["status"]):
+                audit_record(self.audit, raw, action, f"{name}/{r['doc_id']}", "ok")
         return {"object": "list", "index": name, "data": results}
 
     async def get_document(self, raw: Request, name: str, doc_id: str) -> dict[str, Any]:
@@ -253,7 +220,7 @@ class RetrievalAPI:
     async def delete_document(self, raw: Request, name: str, doc_id: str) -> dict[str, Any]:
         grants = grants_of(raw)
         _managed(grants, name)
-        async with self._audited(raw, "document.delete", f"{name}/{doc_id}"):
+        async with audited(self.audit, raw, "document.delete", f"{name}/{doc_id}"):
             if not await self._call("delete_document", name, doc_id, grants.filter):
                 raise _no_document(name, doc_id)
         return {"id": doc_id, "object": "document", "deleted": True}
@@ -272,6 +239,9 @@ class RetrievalAPI:
         req = _parse(EmbeddingsRequest, await self._json(raw))
         texts = [req.input] if isinstance(req.input, str) else req.input
         return await self._call("embed", req.model, texts, req.encoding_format)
+
+
+_WRITES = {"added": "document.add", "replaced": "document.replace"}
 
 
 def _no_document(name: str, doc_id: str) -> NotFoundError:

@@ -6,6 +6,8 @@ defines `chat` and keeps the rest of this interface.
 
 from __future__ import annotations
 
+import contextlib
+
 
 class FakeLLMServerBase:
     def __init__(self, model_key, config, served_names):
@@ -47,3 +49,30 @@ def start_local_ray(**kwargs) -> None:
         ray.shutdown()
         time.sleep(5)
         ray.init(**kwargs)
+
+
+@contextlib.contextmanager
+def serve_app(config, llm_server_cls: type, name: str, data_dir: str):
+    """The whole app of `config` on a fresh local Ray cluster (4 logical CPUs, data in
+    `data_dir`), with `llm_server_cls` as its engine; yields its URL, shuts all down."""
+    import os
+
+    import ray
+    from ray import serve
+
+    from lorag_core.ports import free_port
+    from serving.app import build_from_config
+
+    port = free_port()
+    os.environ["LORAG_DATA_DIR"] = data_dir
+    start_local_ray(num_cpus=4, include_dashboard=False, log_to_driver=False,
+                    runtime_env={"env_vars": {"LORAG_DATA_DIR": data_dir}})
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(build_from_config(config, llm_server_cls=llm_server_cls), name=name,
+                  route_prefix="/")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+        os.environ.pop("LORAG_DATA_DIR", None)

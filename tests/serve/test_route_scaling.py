@@ -12,10 +12,9 @@ import time
 import httpx
 import pytest
 
-from lorag_core.ports import free_port
 from serving.config import parse_config
 from serving.envelope import ok
-from tests.serve.fakes import FakeLLMServerBase, start_local_ray
+from tests.serve.fakes import FakeLLMServerBase, serve_app
 
 pytestmark = pytest.mark.own_cluster  # see tests/conftest.py
 
@@ -47,20 +46,13 @@ CONFIG = {
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    import ray
-    from ray import serve
+    with serve_app(parse_config(CONFIG), FakeLLMServer, "scaling",
+                   str(tmp_path_factory.mktemp("data"))) as url:
+        _warm_up(url)
+        yield url
 
-    from serving.app import build_from_config
 
-    port = free_port()
-    os.environ["LORAG_DATA_DIR"] = str(tmp_path_factory.mktemp("data"))
-    cfg = parse_config(CONFIG)
-    start_local_ray(num_cpus=4, include_dashboard=False, log_to_driver=False,
-                    runtime_env={"env_vars": {"LORAG_DATA_DIR": os.environ["LORAG_DATA_DIR"]}})
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_from_config(cfg, llm_server_cls=FakeLLMServer), name="scaling",
-              route_prefix="/")
-    url = f"http://127.0.0.1:{port}"
+def _warm_up(url: str) -> None:
     # A handle's first call waits for its router: seconds on a quiet machine, minutes on
     # a loaded one (171 s measured with a training job and a load test running). Warm
     # every route's router up before the tests time single requests.
@@ -75,10 +67,6 @@ def app_url(tmp_path_factory):
             except httpx.HTTPError:
                 pass
             assert time.monotonic() < deadline, f"route {model} never answered"
-    yield url
-    serve.shutdown()
-    ray.shutdown()
-    os.environ.pop("LORAG_DATA_DIR", None)
 
 
 def test_deployments_match_the_config(app_url):

@@ -8,18 +8,16 @@ the server keeps serving after each.
 
 import asyncio
 import json
-import os
 import time
 
 import httpx
 import openai
 import pytest
 
-from lorag_core.ports import free_port
 from serving.auth import hash_key
 from serving.config import parse_config
 from serving.envelope import ok
-from tests.serve.fakes import FakeLLMServerBase, start_local_ray
+from tests.serve.fakes import FakeLLMServerBase, serve_app
 
 pytestmark = pytest.mark.own_cluster  # see tests/conftest.py
 
@@ -72,12 +70,6 @@ def config(keys_file: str) -> dict:
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
-    import ray
-    from ray import serve
-
-    from serving.app import build_from_config
-
-    port = free_port()
     work = tmp_path_factory.mktemp("security")
     keys_file = work / "keys.json"   # as a mounted Secret: plain keys, hashed when read
     keys_file.write_text(json.dumps([
@@ -86,25 +78,16 @@ def url(tmp_path_factory):
         {"name": "limited", "key": LIMITED, "limits": {"requests_per_minute": 3}},
         {"name": "thrifty", "key": THRIFTY, "limits": {"tokens_per_minute": 100}},
     ]))
-    os.environ["LORAG_DATA_DIR"] = str(tmp_path_factory.mktemp("data"))
-    cfg = parse_config(config(str(keys_file)))
-    start_local_ray(num_cpus=4, include_dashboard=False, log_to_driver=False,
-                    runtime_env={"env_vars": {"LORAG_DATA_DIR": os.environ["LORAG_DATA_DIR"]}})
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_from_config(cfg, llm_server_cls=FakeLLMServer), name="security",
-              route_prefix="/")
-    url = f"http://127.0.0.1:{port}"
-    # A handle's first call waits for its router (12-27 s on a busy 2-core machine):
-    # longer than the 6 s timeout here, so warm both LLM deployments' routers up first.
-    deadline = time.monotonic() + 180
-    for model in ("base", "narrow"):
-        while chat(url, key=ADMIN, model=model).status_code != 200:
-            assert time.monotonic() < deadline, f"{model} never answered"
-            time.sleep(1)
-    yield url
-    serve.shutdown()
-    ray.shutdown()
-    os.environ.pop("LORAG_DATA_DIR", None)
+    with serve_app(parse_config(config(str(keys_file))), FakeLLMServer, "security",
+                   str(tmp_path_factory.mktemp("data"))) as url:
+        # A handle's first call waits for its router (12-27 s on a busy 2-core machine):
+        # longer than the 6 s timeout here, so warm both LLM deployments' routers up.
+        deadline = time.monotonic() + 180
+        for model in ("base", "narrow"):
+            while chat(url, key=ADMIN, model=model).status_code != 200:
+                assert time.monotonic() < deadline, f"{model} never answered"
+                time.sleep(1)
+        yield url
 
 
 def chat(url, key=None, content="hello", model="base", **extra) -> httpx.Response:

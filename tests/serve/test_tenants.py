@@ -14,12 +14,11 @@ import time
 import httpx
 import pytest
 
-from lorag_core.ports import free_port
 from serving import rag
 from serving.config import parse_config
 from serving.envelope import ok
 from serving.lora import AdapterSlots
-from tests.serve.fakes import FakeLLMServerBase, start_local_ray
+from tests.serve.fakes import FakeLLMServerBase, serve_app
 
 pytestmark = pytest.mark.own_cluster  # see tests/conftest.py
 
@@ -108,10 +107,6 @@ def config(keys_file, audit_file, adapter_root) -> dict:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import ray
-    from ray import serve
-
-    from serving.app import build_from_config
     from tests.support.lora_factory import make_lora
 
     work = tmp_path_factory.mktemp("tenants")
@@ -119,25 +114,15 @@ def server(tmp_path_factory):
     keys_file.write_text(json.dumps(KEYS))
     adapter_root = work / "adapters"
     make_lora(adapter_root / "tone", seed=1)
-    port = free_port()
-    os.environ["LORAG_DATA_DIR"] = str(work / "data")
     cfg = parse_config(config(str(keys_file), str(audit_file), str(adapter_root)))
-    start_local_ray(num_cpus=4, include_dashboard=False, log_to_driver=False,
-                    runtime_env={"env_vars": {"LORAG_DATA_DIR": os.environ["LORAG_DATA_DIR"]}})
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_from_config(cfg, llm_server_cls=SourcesLLM), name="tenants",
-              route_prefix="/")
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while call(url, OPS, "GET", "/health").status_code != 200:
-        assert time.monotonic() < deadline, "the server never became healthy"
-        time.sleep(1)
-    setup(url, adapter_root)
-    yield {"url": url, "keys_file": keys_file, "audit_file": audit_file,
-           "adapters": adapter_root}
-    serve.shutdown()
-    ray.shutdown()
-    os.environ.pop("LORAG_DATA_DIR", None)
+    with serve_app(cfg, SourcesLLM, "tenants", str(work / "data")) as url:
+        deadline = time.monotonic() + 180
+        while call(url, OPS, "GET", "/health").status_code != 200:
+            assert time.monotonic() < deadline, "the server never became healthy"
+            time.sleep(1)
+        setup(url, adapter_root)
+        yield {"url": url, "keys_file": keys_file, "audit_file": audit_file,
+               "adapters": adapter_root}
 
 
 def call(url, key, method, path, **kw) -> httpx.Response:

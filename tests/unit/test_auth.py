@@ -5,14 +5,13 @@ import json
 import pytest
 from starlette.datastructures import Headers
 
+from serving.access import RateLimiter, raise_rate_limited
 from serving.auth import (
     AuthConfig,
     KeyStore,
-    RateLimiter,
     authorize,
     hash_key,
     new_key,
-    raise_rate_limited,
     required_scope,
 )
 from serving.cli import check_auth

@@ -9,7 +9,8 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from serving.audit import AuditLog
-from serving.auth import Access, ApiKeyEntry, AuthConfig, Grants, KeyStore, hash_key
+from serving.access import Access
+from serving.auth import ApiKeyEntry, AuthConfig, Grants, KeyStore, hash_key
 from serving.errors import AuthenticationError
 from serving.keys_cli import create, list_keys, revoke
 
@@ -29,9 +30,10 @@ def test_grants_are_globs_and_manages_implies_reads():
     assert g.uses_adapter("a-tone") and g.manages_adapter("a-tone")
     assert not g.uses_adapter("b-tone") and not g.manages_adapter("b-tone")
     default = Grants.of(entry())
-    assert default.unrestricted and default.reads_index("x") and not default.manages_index("x")
+    assert default.reads_index("x") and not default.manages_index("x")
+    assert default.uses_route("r") and default.uses_adapter("y") and default.filter is None
     admin = Grants.of(entry(scopes=["admin"]))
-    assert admin.manages_index("x") and admin.manages_adapter("y") and admin.unrestricted
+    assert admin.manages_index("x") and admin.manages_adapter("y") and admin.uses_route("z")
 
 
 @pytest.mark.parametrize("bad,match", [
