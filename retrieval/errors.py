@@ -7,7 +7,7 @@ from lorag_core.errors import DomainError, ErrorKind, model_not_found_message
 
 __all__ = ["RetrievalError", "InvalidInputError", "IndexNotFoundError", "IndexExistsError",
            "DocumentIdTakenError", "index_not_found",
-           "UnknownEmbeddingModelError", "RerankerUnavailableError"]
+           "UnknownEmbeddingModelError", "RerankerUnavailableError", "WriterUnavailableError"]
 
 
 class RetrievalError(DomainError):
@@ -52,5 +52,12 @@ class UnknownEmbeddingModelError(RetrievalError):
 class RerankerUnavailableError(RetrievalError):
     """This replica does not hold the rerank model asked for (it started with another
     config); another replica may."""
+
+    kind = ErrorKind.UNAVAILABLE
+
+
+class WriterUnavailableError(RetrievalError):
+    """storage: replicated: the one writer of the stores does not answer (its node is down
+    or it is starting); nothing was written, a retry may work."""
 
     kind = ErrorKind.UNAVAILABLE

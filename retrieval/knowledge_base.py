@@ -167,6 +167,36 @@ class KnowledgeBase:
         if self._since_snapshot >= SNAPSHOT_EVERY_CHANGES:
             self.snapshot()
 
+    # -- copies (retrieval.replica) ---------------------------------------------------
+
+    def log_slice(self, after: int, limit: int) -> dict[str, Any]:
+        """For a copy at change `after`: the store's `log_slice`."""
+        with self._lock:
+            return self.store.log_slice(after, limit)
+
+    def copy_files(self) -> dict[str, Any]:
+        """A new copy's files: the store (online backup) and the newest FAISS snapshot, if
+        any ([seq, bytes]), taken under the lock so that they agree."""
+        with self._lock:
+            snapshot = self._latest_snapshot()
+            return {"store": self.store.backup_bytes(),
+                    "snapshot": None if snapshot is None
+                    else [snapshot[0], snapshot[1].read_bytes()]}
+
+    def apply_slice(self, part: dict[str, Any]) -> int:
+        """Write a writer's `log_slice` into this copy's store, apply it to FAISS; the
+        copy's change seq after it."""
+        with self._lock:
+            self.store.apply_slice(part)
+            self.sync()
+            self._maybe_snapshot()
+            return self.store.last_seq()
+
+    def copied_seq(self) -> int:
+        """The last change this copy's store holds (FAISS may be behind it for a moment)."""
+        with self._lock:
+            return self.store.last_seq()
+
     # -- writes -----------------------------------------------------------------------
 
     def validate(self, doc: Document) -> Document:

@@ -26,9 +26,11 @@ import shutil
 import threading
 import uuid
 from pathlib import Path
+from typing import Any
 
 from retrieval.embedder import Embedder
-from retrieval.errors import IndexExistsError, InvalidInputError, index_not_found
+from retrieval.errors import (IndexExistsError, IndexNotFoundError, InvalidInputError,
+                              index_not_found)
 from retrieval.knowledge_base import KnowledgeBase
 from retrieval.spec import IndexSpec, SearchSettings
 
@@ -121,7 +123,8 @@ class IndexRegistry:
             return self._indexes[name]
 
     def names(self) -> list[str]:
-        return sorted(p.name for p in self.root.iterdir() if (p / "index.json").exists())
+        return sorted(p.name for p in self.root.iterdir()
+                      if _NAME_RE.match(p.name) and (p / "index.json").exists())
 
     def delete(self, name: str) -> None:
         with self._lock:
@@ -132,6 +135,51 @@ class IndexRegistry:
             trash = self.root / f".deleted-{name}-{uuid.uuid4().hex[:8]}"
             os.replace(self.root / name, trash)
             shutil.rmtree(trash, ignore_errors=True)
+
+    def states(self) -> dict[str, dict[str, Any]]:
+        """Each index's identity and last applied change: {name: {uid, seq}} (what a
+        copy compares itself with, retrieval.replica)."""
+        with self._lock:
+            out = {}
+            for name in self.names():
+                try:
+                    kb = self.get(name)
+                except IndexNotFoundError:  # deleted while we looked
+                    continue
+                out[name] = {"uid": self._uids[name], "seq": kb.applied_seq}
+            return out
+
+    def uid(self, name: str) -> str | None:
+        """The identity of index `name` as this registry has it open (None: not open)."""
+        with self._lock:
+            return self._uids.get(name) if name in self._indexes else None
+
+    def index_file(self, name: str) -> str:
+        """The text of index `name`'s index.json (a copy gets it as it is)."""
+        self.get(name)
+        return (self.root / name / "index.json").read_text()
+
+    def install(self, name: str, files: dict[str, Any]) -> KnowledgeBase:
+        """Put a copy of index `name` in place of whatever this registry holds under that
+        name, then open it: `files` holds its index.json text, its store's bytes and a FAISS
+        snapshot ([seq, bytes] or None). The copy appears whole or not at all (rename)."""
+        incoming = self.root / f".incoming-{name}-{uuid.uuid4().hex[:8]}"
+        incoming.mkdir()
+        (incoming / "index.json").write_text(files["index_json"])
+        (incoming / "store.sqlite").write_bytes(files["store"])
+        if files.get("snapshot"):
+            seq, data = files["snapshot"]
+            (incoming / f"faiss-{int(seq)}.index").write_bytes(data)
+        with self._lock:
+            old = self._indexes.pop(name, None)
+            if old is not None:
+                old.close()
+            if (self.root / name).exists():
+                trash = self.root / f".deleted-{name}-{uuid.uuid4().hex[:8]}"
+                os.replace(self.root / name, trash)
+                shutil.rmtree(trash, ignore_errors=True)
+            os.replace(incoming, self.root / name)
+            return self.get(name)
 
     def snapshot_all(self) -> None:
         with self._lock:

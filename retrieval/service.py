@@ -4,12 +4,18 @@
 replica holds. Blocking work (embedding, FAISS, SQLite) runs in worker threads so the
 replica keeps answering health checks.
 
-Replicas share `data_dir` (one persistent volume): every write is committed to
-the index's SQLite store before it is acknowledged, and every replica applies
-the store's change log before it searches, so a document acknowledged by one
-replica is searchable on all of them. We chose a shared store over broadcasting
-updates because Ray Serve handles address one replica per call (no broadcast),
-and because the store is needed for durability anyway.
+Two storage modes (`retrieval.storage`):
+- shared (the default): replicas share `data_dir` (one persistent volume): every write
+  is committed to the index's SQLite store before it is acknowledged, and every replica
+  applies the store's change log before it searches, so a document acknowledged by one
+  replica is searchable on all of them. We chose a shared store over broadcasting
+  updates because Ray Serve handles address one replica per call (no broadcast), and
+  because the store is needed for durability anyway. SQLite's locks need one kernel, so
+  these replicas share one node.
+- replicated: one service is the writer (`data_dir`, every write, the `replication_*`
+  methods); the others are copies (`writer` given): each keeps its own copy of every
+  index in a slot of the local `data_dir` and follows the writer
+  (`retrieval.replica.Follower`) before each read. Copies refuse writes.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import asyncio
 import base64
 import functools
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +32,11 @@ import numpy as np
 
 from lorag_core.data_dir import default_data_dir
 from retrieval.embedder import Embedder
-from retrieval.errors import (InvalidInputError, RerankerUnavailableError,
-                              UnknownEmbeddingModelError)
+from retrieval.errors import (IndexNotFoundError, InvalidInputError, RerankerUnavailableError,
+                              UnknownEmbeddingModelError, WriterUnavailableError)
 from retrieval.knowledge_base import Document
 from retrieval.registry import IndexRegistry
+from retrieval.replica import Follower, Writer, claim_slot
 from retrieval.spec import IndexSpec
 
 __all__ = ["MAX_EMBED_INPUTS", "RetrieverService", "SEEDED_META", "seed_index"]
@@ -39,12 +47,23 @@ MAX_EMBED_INPUTS = 2048
 
 
 class RetrieverService:
+    """`writer`: None for the shared mode and for the writer; for a copy, the writer's
+    methods (`writer(method, *args)`), and `data_dir` is the node's replica folder."""
+
     def __init__(self, data_dir: str | Path | None, indexes: dict[str, dict[str, Any]],
                  embedding_models: dict[str, str], *, query_encoder: str = "onnx",
-                 rerank_models: dict[str, str] | None = None):
+                 rerank_models: dict[str, str] | None = None, writer: Writer | None = None,
+                 sync_interval_s: float = 1.0):
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
+        self.follower: Follower | None = None
+        self.sync_interval_s = sync_interval_s
+        if writer is not None:
+            self.data_dir, self._slot_lock = claim_slot(self.data_dir)
         self.registry = IndexRegistry(
             self.data_dir, embedder_factory=functools.partial(Embedder, query_encoder=query_encoder))
+        if writer is not None:
+            self.follower = Follower(self.registry, writer, retry_after_s=sync_interval_s)
+        self._following: asyncio.Task | None = None
         self.embedding_models = dict(embedding_models)
         self._config_indexes = {name: IndexSpec.model_validate(
             {k: v for k, v in spec.items() if k != "documents"}) for name, spec in indexes.items()}
@@ -53,8 +72,12 @@ class RetrieverService:
         self._seeds = {name: spec["documents"] for name, spec in indexes.items()
                        if spec.get("documents")}
 
-    async def start(self) -> None:
+    async def start(self, wait_for_writer_s: float = 60.0) -> None:
+        if self.follower is not None:
+            await self._start_copy(wait_for_writer_s)
         for name, spec in self._config_indexes.items():
+            if self.follower is not None:
+                break  # the writer creates and seeds them; the copy has them now
             kb = await asyncio.to_thread(self.registry.ensure, name, spec)
             if name in self._seeds:
                 await asyncio.to_thread(seed_index, kb, self._seeds[name])
@@ -65,15 +88,68 @@ class RetrieverService:
 
             self._rerankers[name] = await asyncio.to_thread(QueryLikelihoodReranker, source)
 
+    async def _start_copy(self, wait_s: float) -> None:
+        """Copy the writer's indexes (or catch the local copies up) before answering;
+        after `wait_s` without a writer, start from the local copies as they are."""
+        deadline = time.monotonic() + wait_s
+        while not await self.follower.fresh():
+            if time.monotonic() > deadline:
+                logger.warning("no retrieval writer after %.0f s: answering from the local "
+                               "copies (%s)", wait_s, ", ".join(self.registry.names()) or
+                               "none")
+                break
+            await asyncio.sleep(0.5)
+        self._following = asyncio.get_running_loop().create_task(
+            self.follower.run(self.sync_interval_s))
+
+    async def _fresh(self, name: str | None = None) -> None:
+        if self.follower is not None:
+            await self.follower.fresh(name)
+
+    def _writable(self) -> None:
+        if self.follower is not None:
+            raise WriterUnavailableError("this retriever replica holds a copy; writes go to "
+                                         "the retrieval writer.", retry_after=1)
+
+    # -- copies (retrieval.replica): the writer's side --------------------------------
+
+    async def replication_state(self) -> dict[str, dict[str, Any]]:
+        return await asyncio.to_thread(self.registry.states)
+
+    async def replication_changes(self, name: str, uid: str, after: int, limit: int
+                                  ) -> dict[str, Any] | None:
+        """The next changes of index `name` after `after`; None if it is no longer the
+        index `uid` (deleted, or deleted and created again)."""
+        def read():
+            try:
+                kb = self.registry.get(name)
+            except IndexNotFoundError:
+                return None
+            return kb.log_slice(after, limit) if self.registry.uid(name) == uid else None
+
+        return await asyncio.to_thread(read)
+
+    async def replication_copy(self, name: str) -> dict[str, Any]:
+        def read():
+            kb = self.registry.get(name)
+            return {"index_json": self.registry.index_file(name), **kb.copy_files()}
+
+        return await asyncio.to_thread(read)
+
     def close(self) -> None:
+        if self._following is not None:
+            self._following.cancel()
         try:
             self.registry.snapshot_all()
         finally:
             self.registry.close()
+            if self.follower is not None:
+                self._slot_lock.close()  # the slot is free for the next replica
 
     # -- indexes ------------------------------------------------------------------
 
     async def create_index(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        self._writable()
         kb = await asyncio.to_thread(self.registry.create, name, IndexSpec.model_validate(spec))
         return await asyncio.to_thread(kb.stats)
 
@@ -82,13 +158,16 @@ class RetrieverService:
         def stats():
             return [self.registry.get(n).stats(owner) for n in self.registry.names()]
 
+        await self._fresh()
         return await asyncio.to_thread(stats)
 
     async def index_stats(self, name: str, owner: dict[str, Any] | None = None
                           ) -> dict[str, Any]:
+        await self._fresh(name)
         return await asyncio.to_thread(lambda: self.registry.get(name).stats(owner))
 
     async def delete_index(self, name: str) -> None:
+        self._writable()
         await asyncio.to_thread(self.registry.delete, name)
 
     # -- documents ----------------------------------------------------------------
@@ -97,28 +176,33 @@ class RetrieverService:
 
     async def add_documents(self, name: str, docs: list[dict[str, Any]],
                             owner: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        self._writable()
         parsed = [Document.model_validate(d) for d in docs]
         return await asyncio.to_thread(
             lambda: self.registry.get(name).add_documents(parsed, owner))
 
     async def get_document(self, name: str, doc_id: str, owner: dict[str, Any] | None = None
                            ) -> dict[str, Any] | None:
+        await self._fresh(name)
         return await asyncio.to_thread(lambda: self.registry.get(name).document(doc_id, owner))
 
     async def list_documents(self, name: str, filter: dict[str, Any] | None, limit: int,
                              after: str | None, owner: dict[str, Any] | None = None
                              ) -> list[dict[str, Any]]:
+        await self._fresh(name)
         return await asyncio.to_thread(
             lambda: self.registry.get(name).documents(filter, limit, after, owner))
 
     async def delete_document(self, name: str, doc_id: str, owner: dict[str, Any] | None = None
                               ) -> bool:
+        self._writable()
         return await asyncio.to_thread(
             lambda: self.registry.get(name).delete_document(doc_id, owner))
 
     async def search(self, name: str, query: str, top_k: int, filter: dict[str, Any] | None,
                      exclude_status: list[str] | None = None,
                      owner: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        await self._fresh(name)
         return await asyncio.to_thread(lambda: self.registry.get(name).search(
             query, top_k, filter, exclude_status, owner))
 

@@ -14,7 +14,7 @@ copy (index_cpu_to_gpu with StandardGpuResources), refreshed lazily after
 writes; the CPU index stays the source of truth. HNSW has no FAISS GPU
 implementation and stays on the CPU. Same API either way.
 
-Not thread-safe: the caller serializes writes against reads (see IndexManager).
+Not thread-safe: the caller serializes writes against reads (see KnowledgeBase).
 """
 
 from __future__ import annotations

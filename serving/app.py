@@ -50,6 +50,10 @@ def _deployment_options(dep: DeploymentConfig, *, name: str, default_gpus: float
             "num_gpus": dep.num_gpus if dep.num_gpus is not None else default_gpus,
         },
     }
+    if dep.resources:
+        opts["ray_actor_options"]["resources"] = dict(dep.resources)
+    if dep.max_replicas_per_node is not None:
+        opts["max_replicas_per_node"] = dep.max_replicas_per_node
     if dep.autoscaling_config is not None:
         opts["autoscaling_config"] = dep.autoscaling_config
     else:
@@ -71,7 +75,6 @@ def build_from_config(config: LoragConfig, llm_server_cls: type | None = None):
         Ingress,
         LLMDeployment,
         RateLimiterDeployment,
-        RetrieverDeployment,
     )
 
     gpus = 1.0 if _cluster_has_gpus() else 0.0
@@ -89,10 +92,7 @@ def build_from_config(config: LoragConfig, llm_server_cls: type | None = None):
             serve.deployment(LLMDeployment).options(**opts)
             .bind(model_key, model.model_dump(mode="json"), served, **extra)
         )
-    retriever_opts = _deployment_options(config.retrieval.deployment, name="Retriever",
-                                         default_gpus=0.0, logging=logging)
-    retriever = (serve.deployment(RetrieverDeployment).options(**retriever_opts)
-                 .bind(config.model_dump(mode="json")))
+    retriever, writer = _retrieval(config, logging)
     # One replica: the registry must have a single writer.
     registry_opts = _deployment_options(
         DeploymentConfig(num_replicas=1, num_cpus=config.adapter_store.num_cpus),
@@ -113,8 +113,29 @@ def build_from_config(config: LoragConfig, llm_server_cls: type | None = None):
                                        default_gpus=0.0, logging=logging)
     return (
         serve.deployment(Ingress).options(**ingress_opts)
-        .bind(config.model_dump(mode="json"), llm_handles, retriever, registry, limiter)
+        .bind(config.model_dump(mode="json"), llm_handles, retriever, registry, limiter,
+              writer)
     )
+
+
+def _retrieval(config: LoragConfig, logging: dict[str, Any]) -> tuple[Any, Any | None]:
+    """The retriever deployment and, with `retrieval.storage: replicated`, its writer
+    (`RetrieverWriter`, one replica) whose stores the retriever's replicas copy."""
+    from ray import serve
+
+    from serving.ingress import RetrieverDeployment
+
+    cfg = config.retrieval
+    dumped = config.model_dump(mode="json")
+    opts = _deployment_options(cfg.deployment, name="Retriever", default_gpus=0.0,
+                               logging=logging)
+    if cfg.storage == "shared":
+        return serve.deployment(RetrieverDeployment).options(**opts).bind(dumped), None
+    writer_opts = _deployment_options(cfg.writer, name="RetrieverWriter", default_gpus=0.0,
+                                      logging=logging)
+    writer = (serve.deployment(RetrieverDeployment).options(**writer_opts)
+              .bind(dumped, None, "writer"))
+    return serve.deployment(RetrieverDeployment).options(**opts).bind(dumped, writer), writer
 
 
 def build_app(args: dict[str, str] | None = None):

@@ -90,13 +90,36 @@ class ServerConfig(_Strict):
 
 
 class RetrievalConfig(_Strict):
-    """The retriever deployment: embedders + FAISS indexes over a shared data directory."""
+    """The retriever deployment: embedders + FAISS indexes, over one shared data directory
+    or, with `storage: replicated`, a writer's store that each replica copies."""
 
     data_dir: str | None = Field(
         default=None,
         description="Where indexes live (a persistent volume in Kubernetes); null means "
-        "$LORAG_DATA_DIR, else ~/.local/share/lorag.",
+        "$LORAG_DATA_DIR, else ~/.local/share/lorag. With storage: replicated, only the "
+        "writer uses it.",
     )
+    storage: Literal["shared", "replicated"] = Field(
+        default="shared",
+        description="shared: every retriever replica reads and writes the stores in "
+        "data_dir, so all must see one filesystem on one node. replicated: one writer "
+        "replica owns data_dir and takes every write; retriever replicas, on any node, "
+        "answer reads from their own copies in replica_dir (docs/retrieval.md, Replicas).")
+    replica_dir: str | None = Field(
+        default=None,
+        description="storage: replicated: local disk where each retriever replica keeps "
+        "its copies (one slot-N folder per replica on the node; a restarted replica takes "
+        "a free slot and catches up from the copy there). null: $LORAG_REPLICA_DIR, else "
+        "<data_dir>/replicas.")
+    sync_interval_s: float = Field(
+        default=1.0, gt=0, le=60,
+        description="storage: replicated: how often an idle copy asks the writer for new "
+        "changes (reads ask before they answer), and how long a copy answers as it is "
+        "before asking an unreachable writer again.")
+    writer: DeploymentConfig = Field(
+        default_factory=lambda: DeploymentConfig(num_replicas=1, num_cpus=0.5),
+        description="storage: replicated: Ray Serve settings of the writer (one replica; "
+        "pin it with `resources` to the node that holds data_dir).")
     embedding_models: dict[str, str] = Field(
         default_factory=lambda: {"all-minilm-l6-v2": DEFAULT_EMBEDDER},
         description="OpenAI `model` ids served by POST /v1/embeddings -> embedder source.",
@@ -122,6 +145,13 @@ class RetrievalConfig(_Strict):
                                            description="Documents in one ingestion request.")
     max_upload_bytes: int = Field(default=32 * 1024 * 1024, ge=1024,
                                   description="Largest multipart upload accepted, in bytes.")
+
+    @model_validator(mode="after")
+    def _one_writer(self) -> RetrievalConfig:
+        if self.writer.num_replicas not in (None, 1) or self.writer.autoscaling_config:
+            raise ValueError("retrieval.writer runs exactly one replica (it is the one "
+                             "writer of the stores); leave num_replicas at 1")
+        return self
 
 
 class IndexConfig(IndexSpec):

@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from ray import serve
 
+from lorag_core.data_dir import replica_dir
 from lorag_core.errors import DomainError
 from serving.adapters_api import AdaptersAPI, LoadAdapterRequest
 from serving.api import OpenAIService
@@ -20,7 +21,7 @@ from serving.audit import AuditLog
 from serving.access import Access, RateLimiterDeployment, grants_of
 from serving.auth import KeyStore
 from serving.config import LoragConfig, ModelConfig
-from serving.envelope import failed, ok
+from serving.envelope import failed, ok, unwrap
 from serving.errors import (
     LoragError,
     ServiceUnavailableError,
@@ -68,16 +69,19 @@ class Ingress:
     """The OpenAI-compatible HTTP surface; stateless, scale it freely."""
 
     def __init__(self, config: dict[str, Any], llm_handles: dict[str, Any], retriever: Any,
-                 adapter_registry: Any, limiter: Any | None = None):
+                 adapter_registry: Any, limiter: Any | None = None,
+                 retrieval_writer: Any | None = None):
         cfg = LoragConfig.model_validate(config)
         self.service = OpenAIService(cfg, llm_handles, retriever, None, adapter_registry)
+        if retrieval_writer is not None:
+            self.service.probes["retrieval_writer"] = retrieval_writer
         audit = AuditLog(cfg.server.audit.path, self.service.metrics.registry, _replica_id())
         self.access = Access(KeyStore.from_config(cfg.server.auth), limiter, audit)
         self.service.access = self.access
         self.service.adapters = self.adapters = AdaptersAPI(cfg, adapter_registry, llm_handles,
                                                             audit)
         app.state.lorag_access = self.access
-        self.retrieval = RetrievalAPI(cfg, retriever, audit)
+        self.retrieval = RetrievalAPI(cfg, retriever, audit, retrieval_writer)
 
     @app.post("/v1/chat/completions", openapi_extra=body(CHAT))
     async def chat_completions(self, request: Request) -> Response:
@@ -265,21 +269,38 @@ class LLMDeployment:
 
 
 class RetrieverDeployment:
-    """Embedders and FAISS indexes over the shared data directory."""
+    """Embedders and FAISS indexes: over the shared data directory (`writer` None), or,
+    with `retrieval.storage: replicated`, the writer (`role` "writer") or a copy that
+    follows it (`writer`: the writer's handle). Replies of a replicated mode name the
+    replica that answered (`replica`: node_id, role)."""
 
     METHODS = frozenset({"create_index", "list_indexes", "index_stats", "delete_index",
                          "add_documents", "get_document", "list_documents", "delete_document",
                          "search", "rerank", "embed"})
+    WRITER_METHODS = frozenset({"replication_state", "replication_changes",
+                                "replication_copy"})
 
-    async def __init__(self, config: dict[str, Any]):
+    async def __init__(self, config: dict[str, Any], writer: Any = None, role: str = "shared"):
+        import ray
+
         from retrieval.service import RetrieverService
 
-        cfg = LoragConfig.model_validate(config)
+        cfg = LoragConfig.model_validate(config).retrieval
+        self.methods = self.METHODS | (self.WRITER_METHODS if role == "writer" else set())
+        self.replica = None if role == "shared" else {
+            "node_id": ray.get_runtime_context().get_node_id(), "role": role}
+        data_dir = cfg.data_dir
+        follow = None
+        if writer is not None:
+            self.replica["role"] = "copy"
+            data_dir = replica_dir(cfg.replica_dir, cfg.data_dir)
+            follow = _writer_calls(writer)
+        full = LoragConfig.model_validate(config)
         self.service = RetrieverService(
-            cfg.retrieval.data_dir,
-            {name: spec.model_dump() for name, spec in cfg.indexes.items()},
-            cfg.retrieval.embedding_models, query_encoder=cfg.retrieval.query_encoder,
-            rerank_models=cfg.rerank_models_used())
+            data_dir, {name: spec.model_dump() for name, spec in full.indexes.items()},
+            cfg.embedding_models, query_encoder=cfg.query_encoder,
+            rerank_models=full.rerank_models_used(), writer=follow,
+            sync_interval_s=cfg.sync_interval_s)
         await self.service.start()
 
     async def ping(self) -> bool:
@@ -289,18 +310,29 @@ class RetrieverDeployment:
         """Run one service method; typed errors come back as data, not exceptions."""
         from pydantic import ValidationError
 
-        if method not in self.METHODS:
+        if method not in self.methods:
             raise ValueError(f"unknown retriever method {method}")
         try:
-            return ok(await getattr(self.service, method)(*args))
+            reply = ok(await getattr(self.service, method)(*args))
         except DomainError as err:
-            return failed(err)
+            reply = failed(err)
         except ValidationError as err:
-            return failed(from_pydantic_error(err))
+            reply = failed(from_pydantic_error(err))
+        if self.replica is not None:
+            reply["replica"] = self.replica
+        return reply
 
     def __del__(self) -> None:
         if hasattr(self, "service"):
             self.service.close()
+
+
+def _writer_calls(writer: Any):
+    """`writer(method, *args)`: the writer replica's answer, or its error raised."""
+    async def call(method: str, *args: Any) -> Any:
+        return unwrap(await writer.call.remote(method, *args))
+
+    return call
 
 
 class AdapterRegistryDeployment:

@@ -33,6 +33,14 @@ class DeploymentConfig(_Strict):
         description="GPUs per replica; null means 1 for LLM replicas when the cluster "
         "has GPUs and 0 otherwise.",
     )
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Ray custom resources per replica, e.g. {node_a: 0.01}: only nodes "
+        "started with that resource (`ray start --resources`) take its replicas.")
+    max_replicas_per_node: int | None = Field(
+        default=None, ge=1,
+        description="At most this many replicas of the deployment on one node (spreads "
+        "them over nodes); null: no limit.")
     max_ongoing_requests: int = Field(
         default=128, ge=1, description="Requests a replica accepts at once before queueing."
     )

@@ -13,13 +13,15 @@ recorded in the audit trail (`serving.audit`).
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import PurePath
 from typing import Annotated, Any
 
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from ray.exceptions import RayError
 
-from retrieval.errors import index_not_found
+from retrieval.errors import WriterUnavailableError, index_not_found
 from retrieval.files import FORMATS, SUFFIXES, named_document
 from retrieval.knowledge_base import Document
 from retrieval.spec import IndexSpec
@@ -98,15 +100,49 @@ def _parse(model: type[BaseModel], body: dict[str, Any]) -> Any:
         raise from_pydantic_error(err) from None
 
 
+WRITES = frozenset({"create_index", "delete_index", "add_documents", "delete_document"})
+WRITER_PING_S = 2.0  # how long a write waits to learn that the writer is up
+
+
 class RetrievalAPI:
-    def __init__(self, config: LoragConfig, retriever: Any, audit: AuditLog | None = None):
+    """`writer`: with `retrieval.storage: replicated`, the writer's handle (writes go
+    there, reads to `retriever`, the copies); None in the shared mode."""
+
+    def __init__(self, config: LoragConfig, retriever: Any, audit: AuditLog | None = None,
+                 writer: Any | None = None):
         self.config = config
         self.retriever = retriever
+        self.writer = writer
         self.audit = audit
 
     async def _call(self, method: str, *args: Any) -> Any:
-        reply = await self.retriever.call.remote(method, *args)
-        return unwrap(reply)
+        return unwrap(await self._reply(method, *args))
+
+    async def _reply(self, method: str, *args: Any) -> dict[str, Any]:
+        if self.writer is None or method not in WRITES:
+            return await self.retriever.call.remote(method, *args)
+        try:  # its node may be down: say so at once rather than wait for it to return
+            await asyncio.wait_for(self.writer.ping.remote(), WRITER_PING_S)
+        except Exception:  # noqa: BLE001 - timeout, or the replica died under the ping
+            raise from_domain_error(WriterUnavailableError(
+                "the retrieval writer is not answering (its node may be down); nothing "
+                "was written; retry.", retry_after=5)) from None
+        try:
+            return await self.writer.call.remote(method, *args)
+        except RayError:
+            raise from_domain_error(WriterUnavailableError(
+                "the retrieval writer stopped during this write; it may or may not have "
+                "been committed; retry it (writes by doc_id are idempotent).",
+                retry_after=5)) from None
+
+    async def _served(self, method: str, raw: Request, *args: Any) -> tuple[Any, dict]:
+        """A read's value, and for a key without a filter (the operator's view) the
+        replica that answered it in a replicated mode ({} otherwise)."""
+        reply = await self._reply(method, *args)
+        value = unwrap(reply)
+        if "replica" in reply and grants_of(raw).filter is None:
+            return value, {"served_by": reply["replica"]}
+        return value, {}
 
     async def _json(self, raw: Request) -> dict[str, Any]:
         return decode_json_body(
@@ -133,7 +169,8 @@ class RetrievalAPI:
     async def get_index(self, raw: Request, name: str) -> dict[str, Any]:
         grants = grants_of(raw)
         readable(grants, name)
-        return {"object": "index", **await self._call("index_stats", name, grants.filter)}
+        stats, served = await self._served("index_stats", raw, name, grants.filter)
+        return {"object": "index", **stats, **served}
 
     async def delete_index(self, raw: Request, name: str) -> dict[str, Any]:
         _managed(grants_of(raw), name, whole=True)
@@ -229,9 +266,9 @@ class RetrievalAPI:
         grants = grants_of(raw)
         readable(grants, name)
         req = _parse(SearchRequest, await self._json(raw))
-        hits = await self._call("search", name, req.query, req.top_k, req.filter,
-                                req.exclude_status, grants.filter)
-        return {"object": "list", "index": name, "data": hits}
+        hits, served = await self._served("search", raw, name, req.query, req.top_k,
+                                          req.filter, req.exclude_status, grants.filter)
+        return {"object": "list", "index": name, "data": hits, **served}
 
     # -- embeddings -----------------------------------------------------------------
 
