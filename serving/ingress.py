@@ -286,13 +286,12 @@ class RetrieverDeployment:
         from retrieval.service import RetrieverService
 
         cfg = LoragConfig.model_validate(config).retrieval
+        role = "copy" if writer is not None else role
         self.methods = self.METHODS | (self.WRITER_METHODS if role == "writer" else set())
         self.replica = None if role == "shared" else {
             "node_id": ray.get_runtime_context().get_node_id(), "role": role}
-        data_dir = cfg.data_dir
-        follow = None
+        data_dir, follow = cfg.data_dir, None
         if writer is not None:
-            self.replica["role"] = "copy"
             data_dir = replica_dir(cfg.replica_dir, cfg.data_dir)
             follow = _writer_calls(writer)
         full = LoragConfig.model_validate(config)
@@ -319,7 +318,8 @@ class RetrieverDeployment:
         except ValidationError as err:
             reply = failed(from_pydantic_error(err))
         if self.replica is not None:
-            reply["replica"] = self.replica
+            follower = self.service.follower
+            reply["replica"] = {**self.replica, **(follower.status() if follower else {})}
         return reply
 
     def __del__(self) -> None:
