@@ -14,7 +14,10 @@ Rendered, in this order (a kustomize base with `--out DIR`):
   contents, mounted whole at /etc/lorag/keys (no subPath), so that updating the Secret
   updates the file in the pods and the ingress re-reads it (keys rotate without a
   restart; docs/tenants.md).
-- PersistentVolumeClaim `<name>-data`: indexes, adapter versions, model cache.
+- PersistentVolumeClaim `<name>-data`: indexes, adapter versions, model cache. With
+  `retrieval.storage: replicated`, only the retrieval writer (pinned to the head) uses
+  the indexes there; each pod has an emptyDir at /var/lib/lorag-replicas for the copies
+  of the retriever replicas it runs, so retrieval needs no volume shared across nodes.
 - RayService `<name>`: head group + GPU worker group, Ray autoscaling,
   `serveConfigV2` (see serving/k8s_serve.py), probes, and `serveService`, the
   Service on the OpenAI port that KubeRay keeps pointed at the serving cluster.
@@ -42,6 +45,7 @@ from serving.k8s_serve import (
     INDEX_STORE_RESOURCE,
     INDEX_STORE_SLOTS,
     KEYS_MOUNT_DIR,
+    REPLICA_MOUNT_DIR,
     PodPaths,
     ServeOptions,
     llm_gpu_counts,
@@ -208,7 +212,9 @@ def _container(config: LoragConfig, settings: KubeSettings, *, name: str, cpu: s
             {"name": "lorag-data", "mountPath": settings.storage.mount_path},
             {"name": "dshm", "mountPath": "/dev/shm"},   # Ray's object store, NCCL
         ] + ([{"name": "lorag-keys", "mountPath": KEYS_MOUNT_DIR, "readOnly": True}]
-             if config.server.auth.keys_file else []),
+             if config.server.auth.keys_file else [])
+        + ([{"name": "lorag-replicas", "mountPath": REPLICA_MOUNT_DIR}]
+           if config.retrieval.storage == "replicated" else []),
         "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True},
         **probes,
     }
@@ -216,6 +222,7 @@ def _container(config: LoragConfig, settings: KubeSettings, *, name: str, cpu: s
 
 def _pod_spec(settings: KubeSettings, container: dict, **extra: Any) -> dict[str, Any]:
     keys = any(m["name"] == "lorag-keys" for m in container["volumeMounts"])
+    replicas = any(m["name"] == "lorag-replicas" for m in container["volumeMounts"])
     return {
         "containers": [container],
         "securityContext": {"runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000},
@@ -225,7 +232,9 @@ def _pod_spec(settings: KubeSettings, container: dict, **extra: Any) -> dict[str
              "persistentVolumeClaim": {"claimName": f"{settings.name}-data"}},
             {"name": "dshm", "emptyDir": {"medium": "Memory"}},
         ] + ([{"name": "lorag-keys", "secret": {"secretName": f"{settings.name}-keys",
-                                                  "defaultMode": 0o440}}] if keys else []),
+                                                  "defaultMode": 0o440}}] if keys else [])
+        # retrieval.storage: replicated: each pod's retriever copies, on its own node's disk
+        + ([{"name": "lorag-replicas", "emptyDir": {}}] if replicas else []),
         **extra,
     }
 

@@ -6,7 +6,8 @@ The deployments in `serveConfigV2` come from Ray's own machinery: the app that
 (what `serve build` does), then the whole document is checked by
 `ServeDeploySchema`. So every route's deployment, with its replicas or
 autoscaling, lands in the manifest under the name `serving.app` gives it
-(`Ingress`, `LLM:<key>`, `Retriever`, `AdapterRegistry`).
+(`Ingress`, `LLM:<key>`, `Retriever`, `RetrieverWriter` with `retrieval.storage:
+replicated`, `AdapterRegistry`).
 
 Example::
 
@@ -25,7 +26,7 @@ from serving.config import ConfigError, LoragConfig, llm_deployment_name
 
 __all__ = ["REPO_ROOT", "APP_IMPORT_PATH", "INDEX_STORE_RESOURCE", "INDEX_STORE_SLOTS",
            "PodPaths", "pod_config", "ServeOptions", "llm_gpu_counts", "serve_config",
-           "KEYS_MOUNT_DIR", "KEYS_FILE"]
+           "KEYS_MOUNT_DIR", "KEYS_FILE", "REPLICA_MOUNT_DIR"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 APP_IMPORT_PATH = "serving.app:build_app"
@@ -85,7 +86,9 @@ def pod_config(config: LoragConfig, paths: PodPaths) -> LoragConfig:
     if paths.incoming_dir not in roots:
         roots.append(paths.incoming_dir)
     store = config.adapter_store.model_copy(update={"local_roots": roots, "data_dir": None})
-    retrieval = config.retrieval.model_copy(update={"data_dir": paths.data_dir})
+    retrieval = config.retrieval.model_copy(update={
+        "data_dir": paths.data_dir,
+        "replica_dir": REPLICA_MOUNT_DIR if config.retrieval.storage == "replicated" else None})
     # Pods listen on every interface, so API keys are always required there (auth off is
     # for local use only); the keys come from the Secret's LORAG_API_KEYS, the config's
     # digests, or the key file, which the render puts in its own Secret mounted as a
@@ -104,6 +107,7 @@ def pod_config(config: LoragConfig, paths: PodPaths) -> LoragConfig:
         "retrieval": retrieval, "server": server})
 
 
+REPLICA_MOUNT_DIR = "/var/lib/lorag-replicas"  # an emptyDir per pod: retriever copies
 KEYS_MOUNT_DIR = "/etc/lorag/keys"           # the key file's Secret, mounted whole
 KEYS_FILE = f"{KEYS_MOUNT_DIR}/keys.yaml"
 
@@ -140,8 +144,11 @@ def _deployments(config: LoragConfig, options: ServeOptions) -> list[dict[str, A
         actor = schema.setdefault("ray_actor_options", {})
         if dep.name in gpus:
             actor["num_gpus"] = gpus[dep.name]
-        if dep.name == "Retriever" and options.pin_retriever:
-            actor["resources"] = {INDEX_STORE_RESOURCE: 1}
+        # The stores' one writer lives where the volume is: the shared mode's retriever
+        # replicas (SQLite's locks need one kernel), or the replicated mode's writer.
+        if dep.name == "RetrieverWriter" or (dep.name == "Retriever" and options.pin_retriever
+                                             and config.retrieval.storage == "shared"):
+            actor["resources"] = {**actor.get("resources", {}), INDEX_STORE_RESOURCE: 1}
         out.append(schema)
     return out
 

@@ -4,7 +4,9 @@ installed, started by `../shared/bin/k8s-apiserver`. Skipped, saying why, where 
 script or kubectl is absent.
 
 Renders: the default config, the default config with deploy/k8s/settings.example.yaml,
-the CPU settings (deploy/k8s/cpu.yaml), and the two-tenant example with its key file.
+the CPU settings (deploy/k8s/cpu.yaml), the two-tenant example with its key file, and
+the multi-node retrieval option (configs/multi-node.yaml: a retrieval writer on the
+head, retriever copies on every pod's emptyDir).
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ RENDERS = {
         load_config(), load_settings(ROOT / "deploy" / "k8s" / "settings.example.yaml")),
     "cpu": lambda tmp: (load_config(), load_settings(ROOT / "deploy" / "k8s" / "cpu.yaml")),
     "two-tenants": lambda tmp: (two_tenants(tmp), load_settings(None)),
+    "multi-node": lambda tmp: (load_config(ROOT / "configs" / "multi-node.yaml"),
+                               load_settings(ROOT / "deploy" / "k8s" / "settings.example.yaml")),
 }
 
 

@@ -288,3 +288,35 @@ def test_two_tenant_render_mounts_the_key_file_secret_whole(tmp_path, capsys):
         "auth": config.server.auth.model_copy(update={"keys_file": str(tmp_path / "no")})})})
     with pytest.raises(ConfigError, match="keys_file"):
         render(missing, KubeSettings(image="reg/lorag:1"))
+
+
+def test_multi_node_retrieval_pins_only_the_writer_and_gives_copies_local_disk():
+    """configs/multi-node.yaml: the writer on the head (the volume's node), the retriever's
+    replicas anywhere, each pod with an emptyDir for their copies; no retrieval volume is
+    shared across nodes."""
+    from serving.k8s_serve import INDEX_STORE_RESOURCE, REPLICA_MOUNT_DIR
+
+    docs = render(load_config(ROOT / "configs" / "multi-node.yaml"),
+                  KubeSettings(image="reg/lorag:1"))
+    assert rayservice_errors(_by_kind(docs)["RayService"]) == []
+    deployments = {d["name"]: d for d in _serve_config(docs)["applications"][0]["deployments"]}
+    writer = deployments["RetrieverWriter"]
+    assert writer["num_replicas"] == 1
+    assert writer["ray_actor_options"]["resources"] == {INDEX_STORE_RESOURCE: 1}
+    assert INDEX_STORE_RESOURCE not in deployments["Retriever"]["ray_actor_options"].get(
+        "resources", {})
+    assert deployments["Retriever"]["num_replicas"] == 2
+    for pod in _pods(docs):
+        assert {"name": "lorag-replicas", "emptyDir": {}} in pod["volumes"]
+        mounts = pod["containers"][0]["volumeMounts"]
+        assert {"name": "lorag-replicas", "mountPath": REPLICA_MOUNT_DIR} in mounts
+    pod_config = yaml.safe_load(next(iter(_by_kind(docs)["ConfigMap"]["data"].values())))
+    assert pod_config["retrieval"]["storage"] == "replicated"
+    assert pod_config["retrieval"]["replica_dir"] == REPLICA_MOUNT_DIR
+    # the shared mode keeps its retriever on the head and has no copies' volume
+    shared = render(load_config(DEFAULT), KubeSettings(image="reg/lorag:1"))
+    deployments = {d["name"]: d for d in _serve_config(shared)["applications"][0]["deployments"]}
+    assert "RetrieverWriter" not in deployments
+    assert deployments["Retriever"]["ray_actor_options"]["resources"] == {
+        INDEX_STORE_RESOURCE: 1}
+    assert all(v["name"] != "lorag-replicas" for pod in _pods(shared) for v in pod["volumes"])
