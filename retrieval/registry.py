@@ -142,10 +142,12 @@ class IndexRegistry:
         with self._lock:
             out = {}
             for name in self.names():
-                try:
-                    kb = self.get(name)
-                except IndexNotFoundError:  # deleted while we looked
-                    continue
+                kb = self._indexes.get(name)  # open ones: no file read
+                if kb is None:
+                    try:
+                        kb = self.get(name)
+                    except IndexNotFoundError:  # deleted while we looked
+                        continue
                 out[name] = {"uid": self._uids[name], "seq": kb.applied_seq}
             return out
 

@@ -122,11 +122,15 @@ class Follower:
         self.retry_after_s = retry_after_s
         self._state = Coalesced(self._writer_state)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._held: dict[str, tuple[str, int]] = {}  # index -> (uid, seq) the copy holds
         self._skip_until = 0.0
         self.copies_started = 0       # indexes copied whole from the writer
         self.changes_pulled = 0       # changes applied from the writer's log
         self.last_contact: float | None = None
         self.writer_error: str | None = None
+        self.start_s: float | None = None  # from start to the first answer (writer found)
+        self.catch_up_s: float | None = None  # of it: the copying / catching up itself
+        self.applied: dict[str, dict[str, float]] = {}  # index -> last pull: seq, wall time
 
     async def _writer_state(self) -> dict[str, dict[str, Any]]:
         return await asyncio.wait_for(self.writer("replication_state"), self.timeout_s)
@@ -158,9 +162,22 @@ class Follower:
         self.writer_error = f"{type(err).__name__}: {err}"
         self._skip_until = time.monotonic() + self.retry_after_s
 
+    def holds(self, name: str | None) -> bool:
+        """Whether the copy holds index `name` (every index it knows of, for None)."""
+        return bool(self._held) if name is None else name in self._held
+
+    def _holds(self, name: str, remote: dict[str, Any] | None) -> bool:
+        held = self._held.get(name)
+        return remote is not None and held is not None and held[0] == remote["uid"] \
+            and held[1] >= remote["seq"]
+
     async def _follow(self, name: str, remote: dict[str, Any] | None) -> None:
-        lock = self._locks.setdefault(name, asyncio.Lock())
-        async with lock:
+        if self._holds(name, remote):  # the usual case of a read: no thread, no lock
+            return
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            if self._holds(name, remote):  # a read before us pulled it
+                return
+            self._held.pop(name, None)
             if remote is None:  # deleted on the writer
                 if name in await asyncio.to_thread(self.registry.names):
                     await asyncio.to_thread(self._drop, name)
@@ -169,16 +186,23 @@ class Follower:
             if kb is None:
                 kb = await self._copy(name)
             seq = await asyncio.to_thread(kb.copied_seq)
-            while seq < remote["seq"]:
-                part = await asyncio.wait_for(self.writer(
-                    "replication_changes", name, remote["uid"], seq, SLICE_CHANGES),
-                    self.timeout_s * 5)
-                if part is None:  # deleted, or created again, since the state: next time
-                    return
-                if not part["changes"]:
-                    break
-                seq = await asyncio.to_thread(kb.apply_slice, part)
-                self.changes_pulled += len(part["changes"])
+            await self._pull(kb, name, remote, seq)
+
+    async def _pull(self, kb: Any, name: str, remote: dict[str, Any], seq: int) -> None:
+        """Apply the writer's changes after `seq` to the copy `kb`, slice by slice."""
+        self._held[name] = (remote["uid"], seq)
+        while seq < remote["seq"]:
+            part = await asyncio.wait_for(self.writer(
+                "replication_changes", name, remote["uid"], seq, SLICE_CHANGES),
+                self.timeout_s * 5)
+            if part is None:  # deleted, or created again, since the state: next time
+                return
+            if not part["changes"]:
+                return
+            seq = await asyncio.to_thread(kb.apply_slice, part)
+            self._held[name] = (remote["uid"], seq)
+            self.applied[name] = {"seq": seq, "at": time.time()}
+            self.changes_pulled += len(part["changes"])
 
     def _open(self, name: str, uid: str) -> Any | None:
         """The local copy of `name` if it is one of index `uid`, else None."""
@@ -215,4 +239,6 @@ class Follower:
 
     def status(self) -> dict[str, Any]:
         return {"copies_started": self.copies_started, "changes_pulled": self.changes_pulled,
-                "last_contact": self.last_contact, "writer_error": self.writer_error}
+                "start_s": self.start_s, "catch_up_s": self.catch_up_s,
+                "last_contact": self.last_contact,
+                "writer_error": self.writer_error, "applied": dict(self.applied)}

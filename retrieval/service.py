@@ -53,10 +53,11 @@ class RetrieverService:
     def __init__(self, data_dir: str | Path | None, indexes: dict[str, dict[str, Any]],
                  embedding_models: dict[str, str], *, query_encoder: str = "onnx",
                  rerank_models: dict[str, str] | None = None, writer: Writer | None = None,
-                 sync_interval_s: float = 1.0):
+                 sync_interval_s: float = 1.0, read_your_writes: bool = True):
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
         self.follower: Follower | None = None
         self.sync_interval_s = sync_interval_s
+        self.read_your_writes = read_your_writes
         if writer is not None:
             self.data_dir, self._slot_lock = claim_slot(self.data_dir)
         self.registry = IndexRegistry(
@@ -91,19 +92,28 @@ class RetrieverService:
     async def _start_copy(self, wait_s: float) -> None:
         """Copy the writer's indexes (or catch the local copies up) before answering;
         after `wait_s` without a writer, start from the local copies as they are."""
-        deadline = time.monotonic() + wait_s
-        while not await self.follower.fresh():
-            if time.monotonic() > deadline:
+        t0 = time.monotonic()
+        while True:
+            t_round = time.monotonic()
+            if await self.follower.fresh():
+                self.follower.catch_up_s = round(time.monotonic() - t_round, 3)
+                break
+            if time.monotonic() > t0 + wait_s:
                 logger.warning("no retrieval writer after %.0f s: answering from the local "
                                "copies (%s)", wait_s, ", ".join(self.registry.names()) or
                                "none")
                 break
             await asyncio.sleep(0.5)
+        self.follower.start_s = round(time.monotonic() - t0, 3)
         self._following = asyncio.get_running_loop().create_task(
             self.follower.run(self.sync_interval_s))
 
     async def _fresh(self, name: str | None = None) -> None:
-        if self.follower is not None:
+        """Before a read on a copy: catch up with the writer (read-your-writes), or, with
+        read_your_writes off, only when the copy does not hold the index yet."""
+        if self.follower is None:
+            return
+        if self.read_your_writes or not self.follower.holds(name):
             await self.follower.fresh(name)
 
     def _writable(self) -> None:
@@ -114,6 +124,8 @@ class RetrieverService:
     # -- copies (retrieval.replica): the writer's side --------------------------------
 
     async def replication_state(self) -> dict[str, dict[str, Any]]:
+        """{index: {uid, seq}}: on the writer, what copies follow; on a copy, what it holds
+        now (without asking the writer)."""
         return await asyncio.to_thread(self.registry.states)
 
     async def replication_changes(self, name: str, uid: str, after: int, limit: int

@@ -19,7 +19,8 @@ from typing import Any
 from serving.config import DeploymentConfig, LoragConfig, llm_deployment_name, load_config
 from serving.engine_args import has_cuda_device
 
-__all__ = ["CONFIG_ENV", "REPLICA_ENV", "build_from_config", "build_app"]
+__all__ = ["CONFIG_ENV", "REPLICA_ENV", "build_from_config", "build_app",
+           "retrieval_deployments"]
 
 CONFIG_ENV = "LORAG_CONFIG"
 
@@ -92,7 +93,7 @@ def build_from_config(config: LoragConfig, llm_server_cls: type | None = None):
             serve.deployment(LLMDeployment).options(**opts)
             .bind(model_key, model.model_dump(mode="json"), served, **extra)
         )
-    retriever, writer = _retrieval(config, logging)
+    retriever, writer = retrieval_deployments(config, logging)
     # One replica: the registry must have a single writer.
     registry_opts = _deployment_options(
         DeploymentConfig(num_replicas=1, num_cpus=config.adapter_store.num_cpus),
@@ -118,7 +119,8 @@ def build_from_config(config: LoragConfig, llm_server_cls: type | None = None):
     )
 
 
-def _retrieval(config: LoragConfig, logging: dict[str, Any]) -> tuple[Any, Any | None]:
+def retrieval_deployments(config: LoragConfig, logging: dict[str, Any] | None = None
+                          ) -> tuple[Any, Any | None]:
     """The retriever deployment and, with `retrieval.storage: replicated`, its writer
     (`RetrieverWriter`, one replica) whose stores the retriever's replicas copy."""
     from ray import serve
@@ -127,6 +129,8 @@ def _retrieval(config: LoragConfig, logging: dict[str, Any]) -> tuple[Any, Any |
 
     cfg = config.retrieval
     dumped = config.model_dump(mode="json")
+    logging = logging or {"enable_access_log": config.server.access_log,
+                          "log_level": config.server.log_level}
     opts = _deployment_options(cfg.deployment, name="Retriever", default_gpus=0.0,
                                logging=logging)
     if cfg.storage == "shared":

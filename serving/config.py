@@ -116,6 +116,12 @@ class RetrievalConfig(_Strict):
         description="storage: replicated: how often an idle copy asks the writer for new "
         "changes (reads ask before they answer), and how long a copy answers as it is "
         "before asking an unreachable writer again.")
+    read_your_writes: bool = Field(
+        default=True,
+        description="storage: replicated: each read first asks the writer how far it is "
+        "(one small call, shared by concurrent reads) and pulls what the copy lacks, so a "
+        "client reads its acknowledged writes on any replica. false: reads answer from the "
+        "copy as it is, at most sync_interval_s (plus the pull) behind; cheaper per search.")
     writer: DeploymentConfig = Field(
         default_factory=lambda: DeploymentConfig(num_replicas=1, num_cpus=0.5),
         description="storage: replicated: Ray Serve settings of the writer (one replica; "

@@ -287,9 +287,11 @@ class RetrieverDeployment:
 
         cfg = LoragConfig.model_validate(config).retrieval
         role = "copy" if writer is not None else role
-        self.methods = self.METHODS | (self.WRITER_METHODS if role == "writer" else set())
+        self.methods = self.METHODS | (self.WRITER_METHODS if role == "writer" else
+                                       {"replication_state"} if role == "copy" else set())
         self.replica = None if role == "shared" else {
-            "node_id": ray.get_runtime_context().get_node_id(), "role": role}
+            "node_id": ray.get_runtime_context().get_node_id(), "role": role,
+            "replica_id": serve.get_replica_context().replica_id.unique_id}
         data_dir, follow = cfg.data_dir, None
         if writer is not None:
             data_dir = replica_dir(cfg.replica_dir, cfg.data_dir)
@@ -299,7 +301,7 @@ class RetrieverDeployment:
             data_dir, {name: spec.model_dump() for name, spec in full.indexes.items()},
             cfg.embedding_models, query_encoder=cfg.query_encoder,
             rerank_models=full.rerank_models_used(), writer=follow,
-            sync_interval_s=cfg.sync_interval_s)
+            sync_interval_s=cfg.sync_interval_s, read_your_writes=cfg.read_your_writes)
         await self.service.start()
 
     async def ping(self) -> bool:

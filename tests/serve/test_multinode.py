@@ -18,7 +18,7 @@ import pytest
 
 from serving.config import parse_config
 from tests.serve.fakes import FakeLLMServerBase
-from tests.support.ray_nodes import RayNodes
+from loadtest.ray_nodes import RayNodes
 
 pytestmark = pytest.mark.own_cluster  # see tests/conftest.py
 

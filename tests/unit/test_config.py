@@ -117,3 +117,34 @@ def test_local_adapter_paths_are_relative_to_the_config_file(tmp_path):
     assert cfg.adapters["fmt"].source == str(tmp_path / "adapters" / "fmt")
     assert cfg.adapters["hub"].source == "hf://org/x"
     assert cfg.adapter_base("fmt", None) == "smol"
+
+
+def test_the_retrieval_writer_is_one_replica():
+    for writer in ({"num_replicas": 2}, {"autoscaling_config": {"min_replicas": 1,
+                                                                 "max_replicas": 2}}):
+        data = minimal(retrieval={"storage": "replicated", "writer": writer})
+        with pytest.raises(ConfigError, match=r"retrieval.*exactly one replica"):
+            parse_config(data)
+
+
+def test_replicated_storage_binds_a_writer_and_copies_with_their_placement():
+    """The app of `storage: replicated`: a RetrieverWriter (pinned where the config says)
+    that the Retriever's replicas are bound to, spread by max_replicas_per_node."""
+    from ray.serve._private.build_app import build_app
+    from ray.serve.deployment import deployment_to_schema
+
+    from serving.app import build_from_config
+
+    data = minimal(retrieval={
+        "storage": "replicated",
+        "deployment": {"num_replicas": 3, "num_cpus": 0.1, "max_replicas_per_node": 1},
+        "writer": {"resources": {"disk_node": 0.5}}})
+    built = {d.name: d for d in build_app(build_from_config(parse_config(data)),
+                                          name="t").deployments}
+    writer, copies = built["RetrieverWriter"], built["Retriever"]
+    assert writer.num_replicas == 1
+    assert writer.ray_actor_options["resources"] == {"disk_node": 0.5}
+    assert copies.num_replicas == 3
+    assert deployment_to_schema(copies).max_replicas_per_node == 1
+    assert "RetrieverWriter" not in {d.name for d in build_app(
+        build_from_config(parse_config(minimal())), name="t").deployments}

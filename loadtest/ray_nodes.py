@@ -24,7 +24,7 @@ from lorag_core.ports import free_port
 
 __all__ = ["RayNodes"]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 RAY = str(Path(sys.executable).with_name("ray"))
 # Dead nodes are noticed after period x threshold (Ray's defaults: 5 s x 5, here ~3 s).
 HEAD_ENV = {"RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3",
