@@ -15,7 +15,7 @@ PIP := $(BIN)/python -m pip
 PIPQUIET := grep -v "is ignored: it is neither a file nor a directory" || true
 PYTEST_ARGS ?=
 
-.PHONY: install model embedder-mpnet serve test unit e2e eval bench-compare bench-adapters bench-rag \
+.PHONY: install model embedder-mpnet serve test unit e2e eval bench-compare bench-adapters bench-rag bench-replicas \
 	bench-retrieval-quality sample-adapter sample-adapter-hybrid sample-adapter-qwen clean
 
 install: $(STAMP)
@@ -83,6 +83,11 @@ bench-adapters: install
 
 bench-rag: install
 	$(BIN)/python -m loadtest.bench_rag_overhead
+
+# Retriever replicas on two Ray nodes (retrieval.storage: replicated; docs/benchmarks.md):
+# about 15 minutes here, most of it building the 100k-chunk index.
+bench-replicas: install
+	$(BIN)/python -m loadtest.bench_replicas
 
 # Retrieval quality on real documents (docs/retrieval-quality.md). Needs the Debian packages
 # debian-faq debian-reference-en git-doc postgresql-doc-15; ~50 minutes here on a first run,

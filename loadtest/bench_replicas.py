@@ -192,12 +192,14 @@ def main(argv: list[str] | None = None) -> int:
                    "ready_s": ready, **result}
             if storage == "replicated":  # how each replica started: copied, or caught up
                 row["replicas_started"] = [
-                    {k: s.get(k) for k in ("copies_started", "changes_pulled", "catch_up_s")}
+                    {k: s.get(k) for k in ("copies_started", "changes_pulled", "catch_up_s",
+                                           "last_pull")}
                     for s in asyncio.run(_statuses(handle, n)).values()]
             print(json.dumps(row), flush=True)
             report["search"].append(row)
-            if storage == "replicated" and n == 2 and "catch_up" not in report:
-                report["catch_up"] = catch_up(handle, nodes, opts.writes, node_of)
+            serve.delete(APP)  # each run from scratch; the copies stay in their slots
+        handle = deploy("replicated", 2)
+        report["catch_up"] = catch_up(handle, nodes, opts.writes, node_names())
         serve.delete(APP)
     finally:
         try:

@@ -131,6 +131,7 @@ class Follower:
         self.start_s: float | None = None  # from start to the first answer (writer found)
         self.catch_up_s: float | None = None  # of it: the copying / catching up itself
         self.applied: dict[str, dict[str, float]] = {}  # index -> last pull: seq, wall time
+        self.last_pull: dict[str, Any] | None = None  # the last catch-up: changes, seconds
 
     async def _writer_state(self) -> dict[str, dict[str, Any]]:
         return await asyncio.wait_for(self.writer("replication_state"), self.timeout_s)
@@ -186,7 +187,11 @@ class Follower:
             if kb is None:
                 kb = await self._copy(name)
             seq = await asyncio.to_thread(kb.copied_seq)
+            t0, before = time.perf_counter(), self.changes_pulled
             await self._pull(kb, name, remote, seq)
+            if self.changes_pulled > before:
+                self.last_pull = {"index": name, "changes": self.changes_pulled - before,
+                                  "s": round(time.perf_counter() - t0, 3)}
 
     async def _pull(self, kb: Any, name: str, remote: dict[str, Any], seq: int) -> None:
         """Apply the writer's changes after `seq` to the copy `kb`, slice by slice."""
@@ -241,4 +246,5 @@ class Follower:
         return {"copies_started": self.copies_started, "changes_pulled": self.changes_pulled,
                 "start_s": self.start_s, "catch_up_s": self.catch_up_s,
                 "last_contact": self.last_contact,
-                "writer_error": self.writer_error, "applied": dict(self.applied)}
+                "writer_error": self.writer_error, "applied": dict(self.applied),
+                "last_pull": self.last_pull}

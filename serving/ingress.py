@@ -330,9 +330,14 @@ class RetrieverDeployment:
 
 
 def _writer_calls(writer: Any):
-    """`writer(method, *args)`: the writer replica's answer, or its error raised."""
+    """`writer(method, *args)`: the writer replica's answer, or its error raised. Small
+    calls (the state before each read, slices of changes) go by value, Ray Serve's direct
+    path; a whole copy of an index goes through the object store."""
+    direct = writer.options(_by_reference=False)
+
     async def call(method: str, *args: Any) -> Any:
-        return unwrap(await writer.call.remote(method, *args))
+        handle = writer if method == "replication_copy" else direct
+        return unwrap(await handle.call.remote(method, *args))
 
     return call
 
