@@ -42,7 +42,11 @@ class RayNodes:
 
     def _env(self, extra: dict[str, str]) -> dict[str, str]:
         path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
-        return {**os.environ, "PYTHONPATH": path, "RAY_USAGE_STATS_ENABLED": "0", **extra}
+        # RAY_AUTH_MODE: `ray start` turns Ray's token auth on wherever a token file exists
+        # (~/.ray/auth_token, which any local `ray.init` leaves behind); this cluster runs
+        # without it, the same on a fresh machine and after other clusters.
+        return {**os.environ, "PYTHONPATH": path, "RAY_USAGE_STATS_ENABLED": "0",
+                "RAY_AUTH_MODE": "disabled", **extra}
 
     def _start(self, args: list[str], env: dict[str, str]) -> None:
         done = subprocess.run([RAY, "start", *args, f"--num-cpus={self.num_cpus}",

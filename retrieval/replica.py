@@ -82,12 +82,15 @@ class Coalesced:
         self._fn = fn
         self._next: asyncio.Future | None = None
         self._running: asyncio.Future | None = None
+        self._tasks: set[asyncio.Task] = set()  # the loop keeps only weak references
 
     async def __call__(self) -> Any:
         if self._next is None:
             self._next = asyncio.get_running_loop().create_future()
             self._next.add_done_callback(_retrieve)
-            asyncio.ensure_future(self._run(self._next))
+            task = asyncio.ensure_future(self._run(self._next))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await asyncio.shield(self._next)
 
     async def _run(self, future: asyncio.Future) -> None:
@@ -124,12 +127,13 @@ class Follower:
         self._locks: dict[str, asyncio.Lock] = {}
         self._held: dict[str, tuple[str, int]] = {}  # index -> (uid, seq) the copy holds
         self._skip_until = 0.0
+        self.remote_names: set[str] = set()  # the writer's indexes, as it last said
         self.copies_started = 0       # indexes copied whole from the writer
         self.changes_pulled = 0       # changes applied from the writer's log
         self.last_contact: float | None = None
         self.writer_error: str | None = None
         self.start_s: float | None = None  # from start to the first answer (writer found)
-        self.catch_up_s: float | None = None  # of it: the copying / catching up itself
+        self.catch_up_s: float | None = None  # of it: the round that reached the writer
         self.applied: dict[str, dict[str, float]] = {}  # index -> last pull: seq, wall time
         self.last_pull: dict[str, Any] | None = None  # the last catch-up: changes, seconds
 
@@ -147,8 +151,10 @@ class Follower:
             self._unreachable(err)
             return False
         self.last_contact, self.writer_error = time.time(), None
-        names = set(state) | set(await asyncio.to_thread(self.registry.names))
-        for index in sorted(names if name is None else {name}):
+        self.remote_names = set(state)
+        names = {name} if name is not None else \
+            set(state) | set(await asyncio.to_thread(self.registry.names))
+        for index in sorted(names):
             try:
                 await self._follow(index, state.get(index))
             except Exception as err:  # noqa: BLE001

@@ -74,14 +74,13 @@ class RetrieverService:
                        if spec.get("documents")}
 
     async def start(self, wait_for_writer_s: float = 60.0) -> None:
-        if self.follower is not None:
+        if self.follower is not None:  # config indexes: the writer makes and seeds them
             await self._start_copy(wait_for_writer_s)
-        for name, spec in self._config_indexes.items():
-            if self.follower is not None:
-                break  # the writer creates and seeds them; the copy has them now
-            kb = await asyncio.to_thread(self.registry.ensure, name, spec)
-            if name in self._seeds:
-                await asyncio.to_thread(seed_index, kb, self._seeds[name])
+        else:
+            for name, spec in self._config_indexes.items():
+                kb = await asyncio.to_thread(self.registry.ensure, name, spec)
+                if name in self._seeds:
+                    await asyncio.to_thread(seed_index, kb, self._seeds[name])
         for source in self.embedding_models.values():
             await asyncio.to_thread(self.registry.embedder, source)
         for name, source in self.rerank_models.items():
@@ -115,6 +114,11 @@ class RetrieverService:
             return
         if self.read_your_writes or not self.follower.holds(name):
             await self.follower.fresh(name)
+        if name is not None and not self.follower.holds(name) \
+                and name in self.follower.remote_names:  # exists, not copied yet: not a 404
+            raise WriterUnavailableError(
+                f"this retriever replica is still copying index {name!r} from the writer; "
+                "retry.", retry_after=2)
 
     def _writable(self) -> None:
         if self.follower is not None:

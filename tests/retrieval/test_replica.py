@@ -219,3 +219,20 @@ def test_coalesced_calls_serve_each_caller_with_a_call_that_started_after_it(run
     assert first == 1
     assert later == [2] * 10  # one more call for all ten, started after they asked
     assert len(started) == 2
+
+
+def test_an_index_the_copy_cannot_copy_yet_is_unavailable_not_missing(cluster, run):
+    writer, link, start = cluster
+    copy = start()
+    real = link.service.replication_copy
+
+    async def broken(name):
+        raise ConnectionError("transfer cut")
+
+    link.service.replication_copy = broken  # before the index exists: the copy's own
+    run(writer.create_index("later", SPEC))  # background sync may try it at once
+    with pytest.raises(WriterUnavailableError, match="still copying"):
+        run(copy.search("later", "anything", 1, None))
+    link.service.replication_copy = real
+    run(asyncio.sleep(0.25))  # retry_after_s
+    assert run(copy.search("later", "anything", 1, None)) == []
