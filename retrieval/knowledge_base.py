@@ -38,6 +38,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from retrieval.chunker import Chunk, chunk_text, document_title, html_to_markdown
+from retrieval.copies import IndexCopies
 from retrieval.embedder import Embedder
 from retrieval.errors import InvalidInputError
 from retrieval.filters import compile_filter, equalities, matches, scoped
@@ -71,7 +72,7 @@ class Document(BaseModel):
                         "or text (rst or AsciiDoc headings when it has them).")
 
 
-class KnowledgeBase:
+class KnowledgeBase(IndexCopies):
     def __init__(self, name: str, path: Path, spec: IndexSpec, embedder: Embedder):
         self.name, self.path, self.spec, self.embedder = name, Path(path), spec, embedder
         self.path.mkdir(parents=True, exist_ok=True)
@@ -166,36 +167,6 @@ class KnowledgeBase:
     def _maybe_snapshot(self) -> None:
         if self._since_snapshot >= SNAPSHOT_EVERY_CHANGES:
             self.snapshot()
-
-    # -- copies (retrieval.replica) ---------------------------------------------------
-
-    def log_slice(self, after: int, limit: int) -> dict[str, Any]:
-        """For a copy at change `after`: the store's `log_slice`."""
-        with self._lock:
-            return self.store.log_slice(after, limit)
-
-    def copy_files(self) -> dict[str, Any]:
-        """A new copy's files: the store (online backup) and the newest FAISS snapshot, if
-        any ([seq, bytes]), taken under the lock so that they agree."""
-        with self._lock:
-            snapshot = self._latest_snapshot()
-            return {"store": self.store.backup_bytes(),
-                    "snapshot": None if snapshot is None
-                    else [snapshot[0], snapshot[1].read_bytes()]}
-
-    def apply_slice(self, part: dict[str, Any]) -> int:
-        """Write a writer's `log_slice` into this copy's store, apply it to FAISS; the
-        copy's change seq after it."""
-        with self._lock:
-            self.store.apply_slice(part)
-            self.sync()
-            self._maybe_snapshot()
-            return self.store.last_seq()
-
-    def copied_seq(self) -> int:
-        """The last change this copy's store holds (FAISS may be behind it for a moment)."""
-        with self._lock:
-            return self.store.last_seq()
 
     # -- writes -----------------------------------------------------------------------
 

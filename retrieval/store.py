@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from retrieval.chunker import Chunk
+from retrieval.copies import StoreCopies, _transaction
 from retrieval.errors import DocumentIdTakenError
 
 __all__ = ["SCHEMA", "STATUS_BACKFILLED", "FTS_SCHEMA", "FTS_BACKFILL", "Change",
@@ -103,7 +103,7 @@ def content_hash(text: str, title: str, metadata: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-class DocumentStore:
+class DocumentStore(StoreCopies):
     def __init__(self, path: Path):
         self.path = Path(path)
         self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
@@ -231,61 +231,6 @@ class DocumentStore:
         cur = self.db.execute("INSERT INTO changes(doc_id, removed, added) VALUES(?, ?, ?)",
                               (doc_id, json.dumps(removed), json.dumps(added)))
         return Change(cur.lastrowid, removed, added)
-
-    # -- replication (retrieval.replica) ------------------------------------------
-
-    def log_slice(self, after: int, limit: int) -> dict[str, Any]:
-        """What a copy of this store at change `after` needs to move on: the next `limit`
-        changes, plus the current row and chunks (embeddings included) of each document
-        they touch, None for one that is gone. Read in one transaction, so all agree."""
-        with _reading(self.db):
-            changes = self.db.execute(
-                "SELECT seq, doc_id, removed, added FROM changes WHERE seq > ? ORDER BY seq "
-                "LIMIT ?", (after, limit)).fetchall()
-            documents = {}
-            for _, doc_id, _, _ in changes:
-                if doc_id not in documents:
-                    documents[doc_id] = self._document_state(doc_id)
-        return {"changes": changes, "documents": documents}
-
-    def _document_state(self, doc_id: str) -> tuple[tuple, list[tuple]] | None:
-        doc = self.db.execute("SELECT doc_id, title, metadata, content_hash, text, updated_at "
-                              "FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
-        if doc is None:
-            return None
-        chunks = self.db.execute(
-            "SELECT id, doc_id, chunk_index, text, section, start, end, embedding FROM chunks "
-            "WHERE doc_id=? ORDER BY id", (doc_id,)).fetchall()
-        return doc, chunks
-
-    def apply_slice(self, part: dict[str, Any]) -> None:
-        """Write a `log_slice` of the writer's store into this copy, in one transaction:
-        each document it names as the writer holds it now, and its changes with the
-        writer's seqs (ids and seqs are the writer's, so the copy stays one)."""
-        with _transaction(self.db):
-            for doc_id, state in part["documents"].items():
-                self.db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))  # + chunks
-                if state is None:
-                    continue
-                doc, chunks = state
-                self.db.execute("INSERT INTO documents(doc_id, title, metadata, content_hash, "
-                                "text, updated_at) VALUES(?, ?, ?, ?, ?, ?)", doc)
-                self.db.executemany(
-                    "INSERT INTO chunks(id, doc_id, chunk_index, text, section, start, end, "
-                    "embedding) VALUES(?, ?, ?, ?, ?, ?, ?, ?)", chunks)
-            self.db.executemany("INSERT OR IGNORE INTO changes(seq, doc_id, removed, added) "
-                                "VALUES(?, ?, ?, ?)", part["changes"])
-
-    def backup_bytes(self) -> bytes:
-        """A consistent copy of the whole store (SQLite's online backup), as bytes."""
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "copy.sqlite"
-            target = sqlite3.connect(path)
-            try:
-                self.db.backup(target)
-            finally:
-                target.close()
-            return path.read_bytes()
 
     # -- reads ------------------------------------------------------------------
 
@@ -427,29 +372,3 @@ class DocumentStore:
         rows = self.db.execute(f"SELECT {self._DOC_COLUMNS} FROM documents d WHERE {sql} "
                                "ORDER BY d.doc_id LIMIT ?", [*params, limit]).fetchall()
         return [self._doc_row(r) for r in rows]
-
-
-class _reading:
-    """A read transaction: every SELECT inside sees the same committed state."""
-
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
-
-    def __enter__(self):
-        self.db.execute("BEGIN DEFERRED")
-
-    def __exit__(self, *_):
-        self.db.execute("COMMIT")
-        return False
-
-
-class _transaction:
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
-
-    def __enter__(self):
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type, *_):
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-        return False
