@@ -136,11 +136,12 @@ class RetrievalAPI:
                 retry_after=5)) from None
 
     async def _served(self, method: str, raw: Request, *args: Any) -> tuple[Any, dict]:
-        """A read's value, and for a key without a filter (the operator's view) the
-        replica that answered it in a replicated mode ({} otherwise)."""
+        """A read's value, and for an admin key (the operator's view; everyone with auth
+        off) the replica that answered it in a replicated mode ({} otherwise): node ids
+        are the cluster's, not a tenant's business."""
         reply = await self._reply(method, *args)
         value = unwrap(reply)
-        if "replica" in reply and grants_of(raw).filter is None:
+        if "replica" in reply and grants_of(raw).admin:
             return value, {"served_by": reply["replica"]}
         return value, {}
 
