@@ -3,6 +3,7 @@ throughput and latency with 1, 2 and 4 replicas, and how fast copies catch up.
 
     python -m loadtest.bench_replicas [--chunks 100000] [--replicas 1,2,4] [--seconds 30]
                                       [--concurrency 8] [--writes 1000] [--out ...]
+    python -m loadtest.bench_replicas --ryw-pairs 6 [--seconds 15]
 
 Two nodes on this machine (`ray start --head` and `ray start --address`, each with its
 own LORAG_DATA_DIR, as tests/serve/test_multinode.py starts them). The writer's index
@@ -22,6 +23,10 @@ the retriever replicas are spread over both nodes (`max_replicas_per_node`).
 - Catch-up, return: node b killed (SIGKILL), `--writes` more writes, node b started
   again: the time from `ray start` until its replica answers with all of them, and the
   part of it the replica spent pulling the changes (its `start_s`).
+- `--ryw-pairs N` instead measures only what the read-your-writes check costs: one
+  replicated replica on node b, redeployed with the check on and off in N pairs (ABBA
+  order, so drift cancels), `--seconds` of load each; the paired difference in searches/s
+  with a 95% bootstrap interval of its mean. Writes docs/results/bench_replicas_ryw.json.
 
 On the 2-core VM all nodes share two cores: more replicas add no CPU, so the figures
 show what a replica costs and that copies stay correct, not how throughput scales on
@@ -156,8 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=30)
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--writes", type=int, default=1000)
-    p.add_argument("--out", type=Path, default=Path("docs/results/bench_replicas.json"))
+    p.add_argument("--ryw-pairs", type=int, default=0,
+                   help="only compare read-your-writes on and off, in this many pairs")
+    p.add_argument("--out", type=Path, default=None)
     opts = p.parse_args(argv)
+    if opts.out is None:
+        opts.out = Path("docs/results/bench_replicas_ryw.json" if opts.ryw_pairs
+                        else "docs/results/bench_replicas.json")
     import ray
     from ray import serve
 
@@ -178,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
         nodes.start("node_b", {"LORAG_DATA_DIR": str(work / "b")})
         ray.init(address=nodes.address, log_to_driver=False)
         serve.start(http_options={"host": "127.0.0.1", "port": 0, "location": "HeadOnly"})
+        if opts.ryw_pairs:
+            report.pop("search")
+            report["read_your_writes"] = ryw_pairs(questions, opts)
+            return _write(report, opts.out)
         runs = [("shared", 1, True)] + [("replicated", int(n), True)
                                          for n in opts.replicas.split(",")]
         runs.insert(2, ("replicated", 1, False))
@@ -207,10 +221,54 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             ray.shutdown()
             nodes.stop()
-    opts.out.parent.mkdir(parents=True, exist_ok=True)
-    opts.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {opts.out}")
+    return _write(report, opts.out)
+
+
+def _write(report: dict, out: Path) -> int:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
     return 0
+
+
+def ryw_pairs(questions: list[str], opts) -> dict:
+    """One replica, the check on and off in turn (ABBA): searches/s of each pair."""
+    from ray import serve
+
+    from loadtest.bench_rag_overhead import median_ci95
+
+    rows = []
+    for i in range(2 * opts.ryw_pairs):
+        ryw = (i % 4) in (0, 3)
+        handle = deploy("replicated", 1, ryw)
+        result = asyncio.run(search_load(handle, questions, opts.seconds, opts.concurrency,
+                                         node_names()))
+        rows.append({"pair": i // 2, "read_your_writes": ryw, **result})
+        print(json.dumps(rows[-1]), flush=True)
+        serve.delete(APP)
+    on = [r["searches_per_s"] for r in rows if r["read_your_writes"]]
+    off = [r["searches_per_s"] for r in rows if not r["read_your_writes"]]
+    diffs = [a - b for a, b in zip(on, off, strict=True)]
+    ratios = [a / b for a, b in zip(on, off, strict=True)]
+    summary = {"pairs": len(diffs), "mean_on": round(statistics.mean(on), 1),
+               "mean_off": round(statistics.mean(off), 1),
+               "mean_difference": round(statistics.mean(diffs), 1),
+               "difference_ci95": [round(x, 1) for x in mean_ci95(diffs)],
+               "pairs_on_faster": sum(d > 0 for d in diffs),
+               "median_ratio_on_off": round(statistics.median(ratios), 3),
+               "median_ratio_ci95": [round(x, 3) for x in median_ci95(ratios)]}
+    print(json.dumps(summary), flush=True)
+    return {"runs": rows, **summary}
+
+
+def mean_ci95(values: list[float], resamples: int = 4000, seed: int = 0
+              ) -> tuple[float, float]:
+    import numpy as np
+
+    arr = np.asarray(values, dtype=float)
+    picks = np.random.default_rng(seed).integers(0, len(arr), (resamples, len(arr)))
+    means = arr[picks].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def catch_up(handle, nodes, writes: int, node_of: dict[str, str]) -> dict:
