@@ -93,7 +93,11 @@ def test_rendered_serve_config_deploys_through_the_dashboard_and_answers(tmp_pat
         cluster.start()
         put = httpx.put(f"{cluster.dashboard_url}/api/serve/applications/", json=serve_doc,
                         timeout=120)
-        assert put.status_code == 200, put.text
+        # Who answered, if not the dashboard's Serve module (a 405 was seen once, never
+        # reproduced): the server header, the allowed methods, and the cluster's log.
+        assert put.status_code == 200, (
+            f"{put.status_code} from {put.headers.get('server')!r} (allow: "
+            f"{put.headers.get('allow')!r}): {put.text}\n{cluster.tail()}")
         deadline = time.monotonic() + READY_TIMEOUT_S
         status, message = _app_status(cluster.dashboard_url)
         while status != "RUNNING" and time.monotonic() < deadline:
