@@ -49,6 +49,7 @@ class IndexRegistry:
         self._embedders: dict[str, Embedder] = {}
         self._indexes: dict[str, KnowledgeBase] = {}
         self._uids: dict[str, str] = {}  # identity of index.json: spots delete + re-create
+        self._all_open = False  # states() opened every index in the folder
         self._lock = threading.RLock()
 
     def embedder(self, name: str) -> Embedder:
@@ -138,18 +139,20 @@ class IndexRegistry:
 
     def states(self) -> dict[str, dict[str, Any]]:
         """Each index's identity and last applied change: {name: {uid, seq}} (what a
-        copy compares itself with, retrieval.replica)."""
+        copy compares itself with, retrieval.replica). For a registry that is its folder's
+        only user (the writer, a copy), where every index is created, installed and
+        deleted through it: the first call opens every index in the folder, later calls
+        answer from memory (the writer answers one before each read of every copy)."""
         with self._lock:
-            out = {}
-            for name in self.names():
-                kb = self._indexes.get(name)  # open ones: no file read
-                if kb is None:
+            if not self._all_open:
+                for name in self.names():
                     try:
-                        kb = self.get(name)
+                        self.get(name)
                     except IndexNotFoundError:  # deleted while we looked
                         continue
-                out[name] = {"uid": self._uids[name], "seq": kb.applied_seq}
-            return out
+                self._all_open = True
+            return {name: {"uid": self._uids[name], "seq": kb.applied_seq}
+                    for name, kb in self._indexes.items()}
 
     def uid(self, name: str) -> str | None:
         """The identity of index `name` as this registry has it open (None: not open)."""
@@ -193,6 +196,7 @@ class IndexRegistry:
             for kb in self._indexes.values():
                 kb.close()
             self._indexes.clear()
+            self._all_open = False
 
 
 def _write_json(path: Path, data: dict) -> None:

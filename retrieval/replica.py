@@ -170,7 +170,7 @@ class Follower:
         self._skip_until = time.monotonic() + self.retry_after_s
 
     def holds(self, name: str | None) -> bool:
-        """Whether the copy holds index `name` (every index it knows of, for None)."""
+        """Whether the copy holds index `name` (any index, for None)."""
         return bool(self._held) if name is None else name in self._held
 
     def _holds(self, name: str, remote: dict[str, Any] | None) -> bool:
@@ -206,10 +206,8 @@ class Follower:
             part = await asyncio.wait_for(self.writer(
                 "replication_changes", name, remote["uid"], seq, SLICE_CHANGES),
                 self.timeout_s * 5)
-            if part is None:  # deleted, or created again, since the state: next time
-                return
-            if not part["changes"]:
-                return
+            if part is None or not part["changes"]:  # deleted or created again since
+                return                                 # the state (next time), or done
             seq = await asyncio.to_thread(kb.apply_slice, part)
             self._held[name] = (remote["uid"], seq)
             self.applied[name] = {"seq": seq, "at": time.time()}

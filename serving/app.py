@@ -79,8 +79,7 @@ def build_from_config(config: LoragConfig, llm_server_cls: type | None = None):
     )
 
     gpus = 1.0 if _cluster_has_gpus() else 0.0
-    logging = {"enable_access_log": config.server.access_log,
-               "log_level": config.server.log_level}
+    logging = _logging(config)
     extra = {"server_cls": llm_server_cls} if llm_server_cls is not None else {}
     llm_handles = {}
     for key, (model_key, scaling, served) in config.llm_deployments().items():
@@ -119,6 +118,12 @@ def build_from_config(config: LoragConfig, llm_server_cls: type | None = None):
     )
 
 
+def _logging(config: LoragConfig) -> dict[str, Any]:
+    """Ray Serve's logging_config of every deployment."""
+    return {"enable_access_log": config.server.access_log,
+            "log_level": config.server.log_level}
+
+
 def retrieval_deployments(config: LoragConfig, logging: dict[str, Any] | None = None
                           ) -> tuple[Any, Any | None]:
     """The retriever deployment and, with `retrieval.storage: replicated`, its writer
@@ -129,8 +134,7 @@ def retrieval_deployments(config: LoragConfig, logging: dict[str, Any] | None = 
 
     cfg = config.retrieval
     dumped = config.model_dump(mode="json")
-    logging = logging or {"enable_access_log": config.server.access_log,
-                          "log_level": config.server.log_level}
+    logging = logging or _logging(config)
     opts = _deployment_options(cfg.deployment, name="Retriever", default_gpus=0.0,
                                logging=logging)
     if cfg.storage == "shared":

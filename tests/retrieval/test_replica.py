@@ -236,3 +236,24 @@ def test_an_index_the_copy_cannot_copy_yet_is_unavailable_not_missing(cluster, r
     link.service.replication_copy = real
     run(asyncio.sleep(0.25))  # retry_after_s
     assert run(copy.search("later", "anything", 1, None)) == []
+
+
+def test_the_writer_states_every_index_from_memory_after_its_first_answer(cluster, run,
+                                                                          tmp_path, embedder):
+    writer, _, _ = cluster
+    kb_state = run(writer.replication_state())["kb"]
+    writer.close()
+    again = service(tmp_path / "writer", embedder)  # a restarted writer: kb is not in its
+    run(again.start())                              # config, so nothing opened it yet
+    listed = []
+    names = again.registry.names
+    again.registry.names = lambda: listed.append(1) or names()
+    assert run(again.replication_state()) == {"kb": kb_state}
+    run(again.create_index("more", SPEC))
+    run(again.add_documents("more", [doc("tea", "Oolong is partly oxidised.")]))
+    states = run(again.replication_state())
+    assert set(states) == {"kb", "more"} and states["more"]["seq"] == 1
+    run(again.delete_index("more"))
+    assert set(run(again.replication_state())) == {"kb"}
+    assert len(listed) == 1  # one look at the folder; every later answer from memory
+    again.close()
